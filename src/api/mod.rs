@@ -1,0 +1,184 @@
+//! The HTTP face of uapid (axum): OAuth tokens, the PhoneCalls resource, health.
+
+pub mod auth;
+pub mod error;
+pub mod list;
+pub mod target;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::calls::Tracker;
+use crate::config::Directory;
+use auth::TokenStore;
+use error::ApiError;
+
+/// What every handler shares.
+pub struct AppState {
+    pub directory: Arc<Directory>,
+    pub tracker: Arc<RwLock<Tracker>>,
+    pub tokens: TokenStore,
+    pub base_url: String,
+}
+
+pub type Shared = Arc<AppState>;
+
+/// The router. Every path is also served with a trailing slash, under `/uapi/phoneCalls`,
+/// the singular `/uapi/phoneCall` some examples use, and the older `/unifiedapi/phoneCalls`.
+pub fn router(state: Shared) -> Router {
+    let mut r = Router::new()
+        .route("/oauth/token.php", post(token))
+        .route("/health", get(health));
+    for prefix in [
+        "/uapi/phoneCalls",
+        "/uapi/phoneCall",
+        "/unifiedapi/phoneCalls",
+    ] {
+        for slash in ["", "/"] {
+            r = r
+                .route(
+                    &format!("{prefix}/{{user}}/{{ext}}{slash}"),
+                    get(list_calls),
+                )
+                .route(
+                    &format!("{prefix}/{{user}}/{{ext}}/{{call}}{slash}"),
+                    get(list_call),
+                );
+        }
+    }
+    r.fallback(not_found).with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such resource")
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TokenRequest {
+    grant_type: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+async fn token(
+    State(s): State<Shared>,
+    Form(req): Form<TokenRequest>,
+) -> Result<Response, ApiError> {
+    match req.grant_type.as_deref() {
+        Some("client_credentials") => {}
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "unsupported_grant_type",
+                format!("grant_type {other:?} is not supported; use client_credentials"),
+            ))
+        }
+        None => {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "grant_type is required",
+            ))
+        }
+    }
+    if let Some(kind) = req.kind.as_deref() {
+        if kind != "unifiedapi" {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "type must be unifiedapi",
+            ));
+        }
+    }
+    let (Some(id), Some(secret)) = (req.client_id.as_deref(), req.client_secret.as_deref()) else {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "client_id and client_secret are required",
+        ));
+    };
+    let Some(issued) = s.tokens.issue(&s.directory, id, secret, Instant::now()) else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "unknown client or wrong secret",
+        ));
+    };
+    Ok(Json(json!({
+        "access_token": issued.token,
+        "token_type": "Bearer",
+        "expires_in": issued.expires_in,
+    }))
+    .into_response())
+}
+
+async fn health(State(s): State<Shared>) -> Response {
+    let t = s.tracker.read().unwrap_or_else(|e| e.into_inner());
+    let body = json!({
+        "ari": t.ari_up,
+        "ami": t.ami_up,
+        "calls": t.call_count(),
+        "linkedid": !t.linkedid_missing,
+    });
+    let status = if t.ari_up && t.ami_up {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+async fn list_calls(
+    State(s): State<Shared>,
+    Path((user, ext)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    do_list(&s, &user, &ext, None, &q, &headers)
+}
+
+async fn list_call(
+    State(s): State<Shared>,
+    Path((user, ext, call)): Path<(String, String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    do_list(&s, &user, &ext, Some(&call), &q, &headers)
+}
+
+fn do_list(
+    s: &AppState,
+    user: &str,
+    ext: &str,
+    call: Option<&str>,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let account = s
+        .tokens
+        .authenticate(headers, q.get("accessRequestToken").map(String::as_str))?;
+    let target = target::resolve(&s.directory, account, user, ext)?;
+    let call = call.map(target::parse_phone_call_id).transpose()?;
+    let query = list::ListQuery::parse(q)?;
+    let path = match call {
+        Some(c) => format!("/uapi/phoneCalls/{user}/{ext}/{c}"),
+        None => format!("/uapi/phoneCalls/{user}/{ext}"),
+    };
+    let body = {
+        let t = s.tracker.read().unwrap_or_else(|e| e.into_inner());
+        let page = list::list(&t, &target, call, &query, &s.base_url, &path);
+        serde_json::to_vec(&page).map_err(|e| ApiError::internal(e.to_string()))?
+    };
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
+}

@@ -1,0 +1,440 @@
+//! AMI session: login, ActionID correlation, list collection, events, reconnection.
+//!
+//! One task owns the TCP connection. Callers send actions through [`AmiClient::send`] and
+//! get back the response together with any list events that belong to it. Every event,
+//! list events included, is also forwarded in wire order to the event sink, so the
+//! tracker sees snapshots (ParkedCalls) and live events in the order Asterisk produced
+//! them. When the connection drops, pending actions fail at once and the task reconnects
+//! with backoff.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::codec::{Decoder, Message};
+use crate::config::Secret;
+
+/// What the AMI session tells the rest of uapid, in order.
+#[derive(Debug, Clone)]
+pub enum AmiNotice {
+    /// Logged in (again); what was known from AMI before may be stale.
+    Connected,
+    Event(Message),
+    Disconnected,
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum AmiError {
+    #[error("AMI is not connected")]
+    NotConnected,
+    #[error("AMI did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("AMI refused the action: {0}")]
+    Refused(String),
+}
+
+/// A completed action: the response and the list events that carried its ActionID.
+#[derive(Debug, Clone)]
+pub struct AmiReply {
+    pub response: Message,
+    pub events: Vec<Message>,
+}
+
+impl AmiReply {
+    pub fn is_success(&self) -> bool {
+        self.response
+            .get("Response")
+            .is_some_and(|r| r.eq_ignore_ascii_case("Success") || r.eq_ignore_ascii_case("Follows"))
+    }
+
+    pub fn message(&self) -> &str {
+        self.response.get("Message").unwrap_or("")
+    }
+}
+
+type Pending = oneshot::Sender<Result<AmiReply, AmiError>>;
+
+struct Request {
+    action: Message,
+    reply: Pending,
+}
+
+#[derive(Clone)]
+pub struct AmiClient {
+    requests: mpsc::Sender<Request>,
+    connected: watch::Receiver<bool>,
+}
+
+#[derive(Clone, Debug)]
+pub struct AmiConfig {
+    pub addr: String,
+    pub user: String,
+    pub secret: Secret,
+}
+
+const ACTION_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl AmiClient {
+    /// Starts the session task; notices go to `sink`. Abort the task to disconnect.
+    pub fn spawn(
+        cfg: AmiConfig,
+        sink: mpsc::UnboundedSender<AmiNotice>,
+    ) -> (AmiClient, tokio::task::JoinHandle<()>) {
+        let (req_tx, req_rx) = mpsc::channel(1024);
+        let (conn_tx, conn_rx) = watch::channel(false);
+        let task = tokio::spawn(run(cfg, req_rx, sink, conn_tx));
+        let client = AmiClient {
+            requests: req_tx,
+            connected: conn_rx,
+        };
+        (client, task)
+    }
+
+    pub fn is_connected(&self) -> bool {
+        *self.connected.borrow()
+    }
+
+    pub fn connected_watch(&self) -> watch::Receiver<bool> {
+        self.connected.clone()
+    }
+
+    /// Sends an action and waits (bounded) for its response and list events.
+    pub async fn send(&self, action: Message) -> Result<AmiReply, AmiError> {
+        if !self.is_connected() {
+            return Err(AmiError::NotConnected);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send(Request { action, reply: tx })
+            .await
+            .map_err(|_| AmiError::NotConnected)?;
+        match tokio::time::timeout(ACTION_TIMEOUT, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(AmiError::NotConnected),
+            Err(_) => Err(AmiError::Timeout(ACTION_TIMEOUT)),
+        }
+    }
+
+    /// Like [`send`](Self::send) but an error response becomes [`AmiError::Refused`].
+    pub async fn request(&self, action: Message) -> Result<AmiReply, AmiError> {
+        let reply = self.send(action).await?;
+        if reply.is_success() {
+            Ok(reply)
+        } else {
+            Err(AmiError::Refused(reply.message().to_string()))
+        }
+    }
+}
+
+async fn run(
+    cfg: AmiConfig,
+    mut requests: mpsc::Receiver<Request>,
+    sink: mpsc::UnboundedSender<AmiNotice>,
+    connected: watch::Sender<bool>,
+) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match session(&cfg, &mut requests, &sink, &connected).await {
+            SessionEnd::Shutdown => return,
+            SessionEnd::Lost(why) => {
+                if *connected.borrow() {
+                    tracing::warn!(addr = %cfg.addr, "AMI connection lost: {why}");
+                    backoff = Duration::from_millis(200);
+                } else {
+                    tracing::debug!(addr = %cfg.addr, "AMI connect failed: {why}");
+                }
+                connected.send_replace(false);
+                let _ = sink.send(AmiNotice::Disconnected);
+            }
+        }
+        // Refuse what callers send while we are down, then wait before retrying.
+        let deadline = tokio::time::Instant::now() + backoff;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => break,
+                r = requests.recv() => match r {
+                    Some(r) => { let _ = r.reply.send(Err(AmiError::NotConnected)); }
+                    None => return,
+                },
+            }
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+enum SessionEnd {
+    Shutdown,
+    Lost(String),
+}
+
+struct InFlight {
+    reply: Pending,
+    response: Option<Message>,
+    events: Vec<Message>,
+}
+
+async fn session(
+    cfg: &AmiConfig,
+    requests: &mut mpsc::Receiver<Request>,
+    sink: &mpsc::UnboundedSender<AmiNotice>,
+    connected: &watch::Sender<bool>,
+) -> SessionEnd {
+    let lost = |e: &dyn std::fmt::Display| SessionEnd::Lost(e.to_string());
+    let stream =
+        match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(&cfg.addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return lost(&e),
+            Err(_) => return SessionEnd::Lost("connect timed out".into()),
+        };
+    let _ = stream.set_nodelay(true);
+    let (read_half, mut write) = stream.into_split();
+    let mut read = BufReader::new(read_half);
+
+    // Greeting: one line, "Asterisk Call Manager/x.y.z".
+    let mut greeting = String::new();
+    match tokio::time::timeout(Duration::from_secs(5), read.read_line(&mut greeting)).await {
+        Ok(Ok(n)) if n > 0 && greeting.starts_with("Asterisk Call Manager") => {}
+        Ok(Ok(_)) => return SessionEnd::Lost(format!("not an AMI greeting: {greeting:?}")),
+        Ok(Err(e)) => return lost(&e),
+        Err(_) => return SessionEnd::Lost("no AMI greeting".into()),
+    }
+
+    let mut decoder = Decoder::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut next_id: u64 = 1;
+    let mut inflight: HashMap<String, InFlight> = HashMap::new();
+
+    // Login before anything else.
+    let login = Message::new()
+        .with("Action", "Login")
+        .with("Username", &cfg.user)
+        .with("Secret", cfg.secret.expose())
+        .with("Events", "on")
+        .with("ActionID", "login");
+    if let Err(e) = write.write_all(login.encode().as_bytes()).await {
+        return lost(&e);
+    }
+    let login_deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match decoder.next_message() {
+            Ok(Some(m)) if m.action_id() == Some("login") => {
+                if m.get("Response") == Some("Success") {
+                    break;
+                }
+                return SessionEnd::Lost(format!(
+                    "AMI login refused: {}",
+                    m.get("Message").unwrap_or("")
+                ));
+            }
+            Ok(Some(_)) => continue,
+            Ok(None) => {}
+            Err(e) => return lost(&e),
+        }
+        match tokio::time::timeout_at(login_deadline, read.read(&mut buf)).await {
+            Ok(Ok(0)) => return SessionEnd::Lost("closed during login".into()),
+            Ok(Ok(n)) => decoder.feed(&buf[..n]),
+            Ok(Err(e)) => return lost(&e),
+            Err(_) => return SessionEnd::Lost("login timed out".into()),
+        }
+    }
+    tracing::info!(addr = %cfg.addr, "AMI connected");
+    connected.send_replace(true);
+    let _ = sink.send(AmiNotice::Connected);
+
+    let end = loop {
+        // Drain every complete message already buffered.
+        loop {
+            match decoder.next_message() {
+                Ok(Some(m)) => route(m, &mut inflight, sink),
+                Ok(None) => break,
+                Err(e) => return lost(&e),
+            }
+        }
+        tokio::select! {
+            r = read.read(&mut buf) => match r {
+                Ok(0) => break SessionEnd::Lost("AMI closed the connection".into()),
+                Ok(n) => decoder.feed(&buf[..n]),
+                Err(e) => break lost(&e),
+            },
+            req = requests.recv() => match req {
+                None => break SessionEnd::Shutdown,
+                Some(Request { mut action, reply }) => {
+                    let id = format!("uapid-{next_id}");
+                    next_id += 1;
+                    action.headers.retain(|(k, _)| !k.eq_ignore_ascii_case("ActionID"));
+                    action.headers.push(("ActionID".into(), id.clone()));
+                    if let Err(e) = write.write_all(action.encode().as_bytes()).await {
+                        let _ = reply.send(Err(AmiError::NotConnected));
+                        break lost(&e);
+                    }
+                    inflight.insert(id, InFlight { reply, response: None, events: Vec::new() });
+                }
+            },
+        }
+    };
+    for (_, f) in inflight.drain() {
+        let _ = f.reply.send(Err(AmiError::NotConnected));
+    }
+    end
+}
+
+/// Sends a message where it belongs: the action waiting for it, the event sink, or both.
+fn route(
+    m: Message,
+    inflight: &mut HashMap<String, InFlight>,
+    sink: &mpsc::UnboundedSender<AmiNotice>,
+) {
+    let id = m.action_id().map(str::to_string);
+    let is_event = m.event().is_some();
+    if is_event {
+        let _ = sink.send(AmiNotice::Event(m.clone()));
+    }
+    let Some(id) = id else { return };
+    let Some(f) = inflight.get_mut(&id) else {
+        return;
+    };
+    if is_event {
+        let complete = m
+            .get("EventList")
+            .is_some_and(|v| v.eq_ignore_ascii_case("Complete"));
+        if complete {
+            if let Some(f) = inflight.remove(&id) {
+                let response = f.response.unwrap_or_default();
+                let _ = f.reply.send(Ok(AmiReply {
+                    response,
+                    events: f.events,
+                }));
+            }
+        } else {
+            f.events.push(m);
+        }
+        return;
+    }
+    // A response. A list follows when it says so; otherwise the action is done.
+    let list_follows = m
+        .get("EventList")
+        .is_some_and(|v| v.eq_ignore_ascii_case("start"))
+        && m.get("Response")
+            .is_some_and(|r| r.eq_ignore_ascii_case("Success"));
+    if list_follows {
+        f.response = Some(m);
+    } else if let Some(f) = inflight.remove(&id) {
+        let _ = f.reply.send(Ok(AmiReply {
+            response: m,
+            events: Vec::new(),
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpListener;
+
+    /// A scripted stand-in for Asterisk's AMI port: enough to exercise framing,
+    /// correlation and list collection without a PBX.
+    async fn fake_ami() -> (String, tokio::task::JoinHandle<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let task = tokio::spawn(async move {
+            let (sock, _) = listener.accept().await.unwrap();
+            let (r, mut w) = sock.into_split();
+            w.write_all(b"Asterisk Call Manager/11.0.0\r\n")
+                .await
+                .unwrap();
+            let mut r = BufReader::new(r);
+            let mut d = Decoder::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = r.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    return;
+                }
+                d.feed(&buf[..n]);
+                while let Some(m) = d.next_message().unwrap() {
+                    let id = m.action_id().unwrap_or("").to_string();
+                    let out = match m.get("Action").unwrap_or("") {
+                        "Login" => format!("Response: Success\r\nActionID: {id}\r\nMessage: Authentication accepted\r\n\r\n"),
+                        "ParkedCalls" => format!(
+                            "Response: Success\r\nActionID: {id}\r\nEventList: start\r\nMessage: Parked calls will follow\r\n\r\n\
+                             Event: Newchannel\r\nUniqueid: 9.9\r\n\r\n\
+                             Event: ParkedCall\r\nActionID: {id}\r\nParkingSpace: 701\r\nParkeeUniqueid: 1.3\r\n\r\n\
+                             Event: ParkedCallsComplete\r\nActionID: {id}\r\nEventList: Complete\r\nListItems: 1\r\n\r\n"),
+                        _ => format!("Response: Error\r\nActionID: {id}\r\nMessage: Invalid/unknown command\r\n\r\n"),
+                    };
+                    w.write_all(out.as_bytes()).await.unwrap();
+                }
+            }
+        });
+        (addr, task)
+    }
+
+    #[tokio::test]
+    async fn correlates_actions_and_collects_lists() {
+        let (addr, _task) = fake_ami().await;
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let cfg = AmiConfig {
+            addr,
+            user: "u".into(),
+            secret: Secret::new("s"),
+        };
+        let (client, _task) = AmiClient::spawn(cfg, tx);
+        let mut conn = client.connected_watch();
+        tokio::time::timeout(Duration::from_secs(5), conn.wait_for(|c| *c))
+            .await
+            .unwrap()
+            .unwrap();
+
+        let reply = client
+            .request(Message::new().with("Action", "ParkedCalls"))
+            .await
+            .unwrap();
+        assert_eq!(reply.events.len(), 1);
+        assert_eq!(reply.events[0].get("ParkingSpace"), Some("701"));
+
+        let err = client
+            .request(Message::new().with("Action", "Bogus"))
+            .await
+            .unwrap_err();
+        assert_eq!(err, AmiError::Refused("Invalid/unknown command".into()));
+
+        // The sink saw Connected, then the events in wire order, list events included.
+        let mut seen = Vec::new();
+        while let Ok(n) = rx.try_recv() {
+            seen.push(match n {
+                AmiNotice::Connected => "connected".to_string(),
+                AmiNotice::Event(m) => m.event().unwrap().to_string(),
+                AmiNotice::Disconnected => "disconnected".to_string(),
+            });
+        }
+        assert_eq!(
+            seen,
+            [
+                "connected",
+                "Newchannel",
+                "ParkedCall",
+                "ParkedCallsComplete"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn fails_fast_when_down() {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let cfg = AmiConfig {
+            addr: "127.0.0.1:1".into(),
+            user: "u".into(),
+            secret: Secret::new("s"),
+        };
+        let (client, _task) = AmiClient::spawn(cfg, tx);
+        let err = client
+            .send(Message::new().with("Action", "Ping"))
+            .await
+            .unwrap_err();
+        assert_eq!(err, AmiError::NotConnected);
+    }
+}

@@ -1,0 +1,170 @@
+//! The ARI events websocket, subscribed to everything (`subscribeAll=true`), so uapid
+//! sees the channels and bridges of the ordinary dialplan and not only its Stasis app.
+//!
+//! The task forwards each text frame untouched (parsing happens where the events are
+//! applied, so a recorder can keep the exact bytes) and reconnects with backoff.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+use crate::config::Secret;
+
+#[derive(Debug, Clone)]
+pub enum AriNotice {
+    /// The websocket is up and the app is registered: resynchronize now.
+    Connected,
+    /// One event, as JSON text.
+    Text(String),
+    Disconnected,
+}
+
+#[derive(Clone, Debug)]
+pub struct AriWsConfig {
+    pub base_url: String,
+    pub user: String,
+    pub password: Secret,
+    pub app: String,
+}
+
+/// Base64 for the basic-auth header (small enough not to need a crate).
+fn base64(input: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        out.push(T[(n >> 18) as usize & 63] as char);
+        out.push(T[(n >> 12) as usize & 63] as char);
+        out.push(if chunk.len() > 1 {
+            T[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if chunk.len() > 2 {
+            T[n as usize & 63] as char
+        } else {
+            '='
+        });
+    }
+    out
+}
+
+pub fn events_url(cfg: &AriWsConfig) -> String {
+    let base = cfg.base_url.trim_end_matches('/');
+    let ws = if let Some(rest) = base.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = base.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        base.to_string()
+    };
+    format!("{ws}/ari/events?app={}&subscribeAll=true", cfg.app)
+}
+
+/// Starts the websocket task. Returns a watch that says whether it is connected, and
+/// the task (abort it to disconnect).
+pub fn spawn(
+    cfg: AriWsConfig,
+    sink: mpsc::UnboundedSender<AriNotice>,
+) -> (watch::Receiver<bool>, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = watch::channel(false);
+    let task = tokio::spawn(run(cfg, sink, tx));
+    (rx, task)
+}
+
+async fn run(
+    cfg: AriWsConfig,
+    sink: mpsc::UnboundedSender<AriNotice>,
+    connected: watch::Sender<bool>,
+) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        if sink.is_closed() {
+            return;
+        }
+        match session(&cfg, &sink, &connected).await {
+            Ok(()) => backoff = Duration::from_millis(200),
+            Err(e) => tracing::debug!("ARI websocket: {e}"),
+        }
+        if *connected.borrow() {
+            tracing::warn!("ARI websocket lost");
+            connected.send_replace(false);
+            let _ = sink.send(AriNotice::Disconnected);
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn session(
+    cfg: &AriWsConfig,
+    sink: &mpsc::UnboundedSender<AriNotice>,
+    connected: &watch::Sender<bool>,
+) -> Result<(), String> {
+    let mut req = events_url(cfg)
+        .into_client_request()
+        .map_err(|e| e.to_string())?;
+    let auth = format!("{}:{}", cfg.user, cfg.password.expose());
+    let value = HeaderValue::from_str(&format!("Basic {}", base64(auth.as_bytes())))
+        .map_err(|e| e.to_string())?;
+    req.headers_mut().insert("Authorization", value);
+    let (mut ws, _) = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio_tungstenite::connect_async(req),
+    )
+    .await
+    .map_err(|_| "connect timed out".to_string())?
+    .map_err(|e| e.to_string())?;
+    tracing::info!(app = %cfg.app, "ARI websocket connected");
+    connected.send_replace(true);
+    let _ = sink.send(AriNotice::Connected);
+    while let Some(msg) = ws.next().await {
+        match msg.map_err(|e| e.to_string())? {
+            WsMessage::Text(t) => {
+                if sink.send(AriNotice::Text(t.to_string())).is_err() {
+                    return Ok(());
+                }
+            }
+            WsMessage::Close(_) => return Ok(()),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"uapid:uapid-secret"), "dWFwaWQ6dWFwaWQtc2VjcmV0");
+    }
+
+    #[test]
+    fn url_is_ws_with_subscribe_all() {
+        let cfg = AriWsConfig {
+            base_url: "http://127.0.0.1:8088/".into(),
+            user: "u".into(),
+            password: Secret::new("p"),
+            app: "uapid".into(),
+        };
+        assert_eq!(
+            events_url(&cfg),
+            "ws://127.0.0.1:8088/ari/events?app=uapid&subscribeAll=true"
+        );
+    }
+}

@@ -1,0 +1,283 @@
+//! From the tracker's state to UAPI's `PhoneCall` and `PhoneCallView`, exactly as UAPI
+//! shapes them: numbers as strings, dates as XML Schema dateTime with offset, fields
+//! that have no value left out.
+
+use serde::Serialize;
+
+use super::tracker::{CallState, ChanState, ChannelState, Party, Time, Tracker};
+use crate::asterisk::ari::model::CallerId;
+
+/// UAPI view status.
+pub mod status {
+    pub const UNKNOWN: u8 = 0;
+    pub const OFF_HOOK: u8 = 1;
+    pub const TRYING: u8 = 2;
+    pub const RINGING: u8 = 3;
+    pub const OTHER_SIDE_RINGING: u8 = 4;
+    pub const ON_CALL: u8 = 5;
+}
+
+/// UAPI call flow.
+pub mod flow {
+    pub const LOCAL: u8 = 2;
+    pub const OUTGOING_PUBLIC: u8 = 4;
+    pub const INCOMING_PUBLIC: u8 = 8;
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Link {
+    #[serde(rename = "self")]
+    pub self_: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PhoneCall {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extension: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner_name: Option<String>,
+    pub published: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answered: Option<String>,
+    pub phone_call_view: Vec<PhoneCallView>,
+    pub link: Link,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PhoneCallView {
+    pub id: String,
+    pub extension: String,
+    pub status: String,
+    pub flow: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caller_id: Option<String>,
+    pub source: Vec<String>,
+    pub destination: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ringing: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answered: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parked: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parked_pos: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parked_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_hold: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
+}
+
+/// `2012-06-27T16:08:55+03:00`.
+pub fn format_time(t: &Time) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+}
+
+/// `Name <number>`; a caller with no name shows its number as the name.
+pub fn format_caller_id(c: &CallerId) -> Option<String> {
+    if c.number.is_empty() && c.name.is_empty() {
+        return None;
+    }
+    let name = if c.name.is_empty() {
+        &c.number
+    } else {
+        &c.name
+    };
+    Some(format!("{name} <{}>", c.number))
+}
+
+/// The PhoneCall of one tracked call. `base_url` prefixes `link.self`.
+pub fn phone_call(t: &Tracker, call: &CallState, base_url: &str) -> PhoneCall {
+    let dir = t.directory();
+    let chans: Vec<&ChannelState> = call.channels.iter().filter_map(|c| t.channel(c)).collect();
+    let parties: Vec<Party> = chans.iter().map(|c| t.party_of(c)).collect();
+
+    let source = vec![call.origin.number().to_string()];
+    let mut destination: Vec<String> = Vec::new();
+    for p in &parties {
+        if *p != call.origin
+            && !p.number().is_empty()
+            && !destination.iter().any(|d| d == p.number())
+        {
+            if let Party::Other(_) = p {
+                continue;
+            }
+            destination.push(p.number().to_string());
+        }
+    }
+    if destination.is_empty() && !call.dialed.is_empty() {
+        destination.push(dialed_number(t, call));
+    }
+
+    let has_trunk = parties.iter().any(|p| matches!(p, Party::Public(_)));
+    let flow = match call.origin {
+        Party::Public(_) => flow::INCOMING_PUBLIC,
+        _ if has_trunk => flow::OUTGOING_PUBLIC,
+        _ if destination.iter().any(|d| {
+            !d.contains('*') && crate::config::looks_like_phone_number(d) && d.len() > 6
+        }) =>
+        {
+            flow::OUTGOING_PUBLIC
+        }
+        _ => flow::LOCAL,
+    };
+
+    let charged = match &call.origin {
+        Party::Extension(n) => Some(n.clone()),
+        _ => call.extensions.first().cloned(),
+    };
+    let owner = charged
+        .as_ref()
+        .and_then(|n| dir.extensions.get(n))
+        .and_then(|e| dir.organizations.get(&e.organization));
+    let owner_user = charged
+        .as_ref()
+        .and_then(|n| dir.extensions.get(n))
+        .map(|e| e.user.to_string())
+        .unwrap_or_else(|| "@me".to_string());
+
+    let views = call
+        .extensions
+        .iter()
+        .enumerate()
+        .map(|(i, ext)| {
+            view(
+                t,
+                call,
+                &chans,
+                &parties,
+                ext,
+                i,
+                flow,
+                &source,
+                &destination,
+            )
+        })
+        .collect();
+
+    let link_ext = charged.clone().unwrap_or_else(|| "@self".to_string());
+    PhoneCall {
+        id: call.id.to_string(),
+        extension: charged,
+        owner_id: owner.map(|o| o.id.to_string()),
+        owner_name: owner.map(|o| o.name.clone()),
+        published: format_time(&call.published),
+        answered: call.answered.as_ref().map(format_time),
+        phone_call_view: views,
+        link: Link {
+            self_: format!(
+                "{base_url}/uapi/phoneCalls/{owner_user}/{link_ext}/{}",
+                call.id
+            ),
+        },
+    }
+}
+
+/// The number the originator dialed, as a UAPI number where it names an extension.
+fn dialed_number(t: &Tracker, call: &CallState) -> String {
+    let dir = t.directory();
+    let org = match &call.origin {
+        Party::Extension(n) => dir.extensions.get(n).map(|e| e.organization),
+        _ => None,
+    };
+    match dir.resolve_extension(&call.dialed, org) {
+        Some(e) => e.number.clone(),
+        None => call.dialed.clone(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn view(
+    t: &Tracker,
+    call: &CallState,
+    chans: &[&ChannelState],
+    parties: &[Party],
+    ext: &str,
+    index: usize,
+    flow: u8,
+    source: &[String],
+    destination: &[String],
+) -> PhoneCallView {
+    // This extension's channels; the most advanced one speaks for the view.
+    let rank = |c: &ChannelState| match c.state {
+        ChanState::Up => 4,
+        ChanState::Ringing => 3,
+        ChanState::Ring => 2,
+        _ => 1,
+    };
+    let mine: Vec<&ChannelState> = chans
+        .iter()
+        .zip(parties)
+        .filter(|(_, p)| matches!(p, Party::Extension(n) if n == ext))
+        .map(|(c, _)| *c)
+        .collect();
+    let own = mine.iter().copied().max_by_key(|c| rank(c));
+    let others: Vec<&ChannelState> = chans
+        .iter()
+        .zip(parties)
+        .filter(|(_, p)| !matches!(p, Party::Extension(n) if n == ext))
+        .map(|(c, _)| *c)
+        .collect();
+    let other_ringing = others.iter().any(|c| c.state == ChanState::Ringing);
+
+    // Parked: a channel of this call waits in a lot, parked by this extension.
+    let parked = chans.iter().find_map(|c| {
+        let p = t.parked(&c.id)?;
+        (t.parker_extension(p).as_deref() == Some(ext)).then_some(p)
+    });
+
+    let st = match own {
+        Some(c) => match c.state {
+            ChanState::Ringing => status::RINGING,
+            ChanState::Up if c.bridge.is_none() && other_ringing => status::OTHER_SIDE_RINGING,
+            ChanState::Up => status::ON_CALL,
+            ChanState::Ring | ChanState::Dialing | ChanState::Down | ChanState::Reserved => {
+                if other_ringing {
+                    status::OTHER_SIDE_RINGING
+                } else {
+                    status::TRYING
+                }
+            }
+            ChanState::OffHook => status::OFF_HOOK,
+            ChanState::Busy | ChanState::Other => status::UNKNOWN,
+        },
+        None if parked.is_some() => status::ON_CALL,
+        None => status::UNKNOWN,
+    };
+
+    let caller = match own {
+        Some(c) => format_caller_id(&c.caller),
+        None => format_caller_id(&call.origin_caller),
+    };
+
+    // Hold: this side holds (holder), or the other side holds this one.
+    let own_hold = mine.iter().filter_map(|c| c.hold).min();
+    let other_hold = others.iter().filter_map(|c| c.hold).min();
+
+    PhoneCallView {
+        id: format!("{:02}", index + 1),
+        extension: ext.to_string(),
+        status: st.to_string(),
+        flow: flow.to_string(),
+        caller_id: caller,
+        source: source.to_vec(),
+        destination: destination.to_vec(),
+        ringing: own
+            .and_then(|c| c.ringing.filter(|_| c.state == ChanState::Ringing))
+            .as_ref()
+            .map(format_time),
+        answered: own.and_then(|c| c.answered).as_ref().map(format_time),
+        parked: parked.map(|p| format_time(&p.since)),
+        parked_pos: parked.map(|p| p.space.clone()),
+        parked_by: parked.map(|_| ext.to_string()),
+        on_hold: own_hold.or(other_hold).as_ref().map(format_time),
+        holder: own_hold.map(|_| "1".to_string()),
+    }
+}

@@ -1,0 +1,881 @@
+//! The tracker: every channel, bridge and parked call on the PBX, and the calls they make.
+//!
+//! A pure state machine: [`Tracker::apply`] takes one [`Input`] (an ARI event, an AMI
+//! event, a snapshot, a connection change) and updates the state; it does no I/O and
+//! reads no clock. One task owns it (see `crate::run`); everything else reads it.
+//!
+//! A call is the set of channels that share Asterisk's linkedid. Its UAPI id is derived
+//! from that linkedid alone ([`phone_call_id`]), so it is the same after uapid restarts.
+//! Indexes keep the calls ordered by `published` per extension, user and organization,
+//! so a page of a listing costs the same whether 1 000 or 100 000 calls are tracked.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, FixedOffset};
+
+use crate::asterisk::ami::Message;
+use crate::asterisk::ari::model::{channel_endpoint, parse_time, Bridge, CallerId, Channel, Event};
+use crate::config::Directory;
+
+pub type Time = DateTime<FixedOffset>;
+
+/// What the tracker is fed.
+#[derive(Debug)]
+pub enum Input {
+    /// The ARI websocket (re)connected: a snapshot will follow.
+    AriConnected,
+    AriEvent(Box<Event>),
+    /// `GET /channels` and `GET /bridges`, taken after `AriConnected`.
+    AriSnapshot {
+        channels: Vec<Channel>,
+        bridges: Vec<Bridge>,
+    },
+    AriDisconnected,
+    /// AMI logged in (again): a ParkedCalls listing will follow.
+    AmiConnected,
+    /// An AMI event and when uapid received it (AMI events carry no time of their own).
+    AmiEvent(Message, Time),
+    AmiDisconnected,
+}
+
+/// Asterisk's channel states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChanState {
+    Down,
+    Reserved,
+    OffHook,
+    Dialing,
+    Ring,
+    Ringing,
+    Up,
+    Busy,
+    Other,
+}
+
+impl ChanState {
+    pub fn parse(s: &str) -> ChanState {
+        match s {
+            "Down" => ChanState::Down,
+            "Rsrvd" => ChanState::Reserved,
+            "OffHook" => ChanState::OffHook,
+            "Dialing" | "Dialing Offhook" => ChanState::Dialing,
+            "Ring" => ChanState::Ring,
+            "Ringing" => ChanState::Ringing,
+            "Up" => ChanState::Up,
+            "Busy" => ChanState::Busy,
+            _ => ChanState::Other,
+        }
+    }
+}
+
+/// One channel as uapid knows it.
+#[derive(Debug, Clone)]
+pub struct ChannelState {
+    pub id: String,
+    pub name: String,
+    pub state: ChanState,
+    pub caller: CallerId,
+    pub connected: CallerId,
+    pub context: String,
+    pub exten: String,
+    pub created: Time,
+    /// The PJSIP (or other technology's) resource, e.g. `0003_210`.
+    pub endpoint: Option<String>,
+    pub linkedid: String,
+    /// The UAPI id of the call this channel belongs to.
+    pub call: Arc<str>,
+    pub bridge: Option<String>,
+    pub ringing: Option<Time>,
+    pub answered: Option<Time>,
+    /// Since when this channel holds its peer (ChannelHold).
+    pub hold: Option<Time>,
+    /// The channel that dialed this one (ARI Dial event).
+    pub dialed_by: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BridgeState {
+    pub id: String,
+    pub class: String,
+    pub technology: String,
+    pub name: String,
+    pub channels: Vec<String>,
+}
+
+/// A channel waiting in a parking lot (from AMI).
+#[derive(Debug, Clone)]
+pub struct ParkedState {
+    pub uniqueid: String,
+    pub linkedid: String,
+    pub space: String,
+    pub lot: String,
+    /// The dial string the lot calls back on timeout, e.g. `PJSIP/0003_210`.
+    pub parker_dial: String,
+    pub since: Time,
+    pub timeout_secs: Option<u64>,
+}
+
+/// Orders calls by published time, then id.
+pub type OrderKey = (i64, Arc<str>);
+
+/// Who a party of a call is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Party {
+    /// A directory extension (full UAPI number).
+    Extension(String),
+    /// A public number, reached through (or calling in from) a trunk.
+    Public(String),
+    /// Anything else (Local channels, unknown endpoints).
+    Other(String),
+}
+
+impl Party {
+    pub fn number(&self) -> &str {
+        match self {
+            Party::Extension(n) | Party::Public(n) | Party::Other(n) => n,
+        }
+    }
+}
+
+/// One call: the channels sharing a linkedid.
+#[derive(Debug, Clone)]
+pub struct CallState {
+    pub id: Arc<str>,
+    pub linkedid: String,
+    /// Channel ids, oldest first.
+    pub channels: Vec<String>,
+    pub published: Time,
+    /// The party that started the call, and the number it dialed.
+    pub origin: Party,
+    pub origin_caller: CallerId,
+    pub dialed: String,
+    pub answered: Option<Time>,
+    /// Extensions involved, in order of appearance (their views, "01", "02", ...).
+    pub extensions: Vec<String>,
+    users: Vec<u64>,
+    orgs: Vec<u64>,
+}
+
+impl CallState {
+    pub fn key(&self) -> OrderKey {
+        (self.published.timestamp_micros(), self.id.clone())
+    }
+}
+
+/// A read scope over the calls (what a listing iterates).
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    All,
+    Organization(u64),
+    User(u64),
+    Extension(&'a str),
+}
+
+/// Deterministic, alphanumeric UAPI id of the call with this linkedid (20 hex digits).
+pub fn phone_call_id(linkedid: &str) -> String {
+    let fnv = |basis: u64| {
+        linkedid.bytes().fold(basis, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+    };
+    let a = fnv(0xcbf2_9ce4_8422_2325);
+    let b = fnv(0x6c62_272e_07bb_0142);
+    format!("{a:016x}{:04x}", b & 0xffff)
+}
+
+/// What a resynchronization has seen since it began.
+#[derive(Debug, Default)]
+struct Resync {
+    touched: HashSet<String>,
+    gone: HashSet<String>,
+    bridges_touched: HashSet<String>,
+    bridges_gone: HashSet<String>,
+}
+
+#[derive(Debug)]
+pub struct Tracker {
+    dir: Arc<Directory>,
+    channels: HashMap<String, ChannelState>,
+    bridges: HashMap<String, BridgeState>,
+    parked: HashMap<String, ParkedState>,
+    calls: HashMap<Arc<str>, CallState>,
+    all: BTreeSet<OrderKey>,
+    by_ext: HashMap<String, BTreeSet<OrderKey>>,
+    by_user: HashMap<u64, BTreeSet<OrderKey>>,
+    by_org: HashMap<u64, BTreeSet<OrderKey>>,
+    resync: Option<Resync>,
+    /// Parked entries not yet confirmed by the ParkedCalls listing after an AMI login.
+    parked_unconfirmed: Option<HashSet<String>>,
+    pub ari_up: bool,
+    pub ami_up: bool,
+    /// An ARI snapshot has been applied since the last connect.
+    ari_synced: bool,
+    /// Whether channel snapshots carry the linkedid (ari.conf channelvars).
+    pub linkedid_missing: bool,
+}
+
+static EMPTY: BTreeSet<OrderKey> = BTreeSet::new();
+
+impl Tracker {
+    pub fn new(dir: Arc<Directory>) -> Tracker {
+        Tracker {
+            dir,
+            channels: HashMap::new(),
+            bridges: HashMap::new(),
+            parked: HashMap::new(),
+            calls: HashMap::new(),
+            all: BTreeSet::new(),
+            by_ext: HashMap::new(),
+            by_user: HashMap::new(),
+            by_org: HashMap::new(),
+            resync: None,
+            parked_unconfirmed: None,
+            ari_up: false,
+            ami_up: false,
+            ari_synced: false,
+            linkedid_missing: false,
+        }
+    }
+
+    pub fn directory(&self) -> &Directory {
+        &self.dir
+    }
+
+    pub fn channel(&self, id: &str) -> Option<&ChannelState> {
+        self.channels.get(id)
+    }
+
+    pub fn channels(&self) -> impl Iterator<Item = &ChannelState> {
+        self.channels.values()
+    }
+
+    pub fn bridge(&self, id: &str) -> Option<&BridgeState> {
+        self.bridges.get(id)
+    }
+
+    pub fn bridges(&self) -> impl Iterator<Item = &BridgeState> {
+        self.bridges.values()
+    }
+
+    pub fn parked(&self, uniqueid: &str) -> Option<&ParkedState> {
+        self.parked.get(uniqueid)
+    }
+
+    pub fn call(&self, id: &str) -> Option<&CallState> {
+        self.calls.get(id)
+    }
+
+    pub fn call_count(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// The calls of a scope, ordered by published time.
+    pub fn scope(&self, scope: Scope<'_>) -> &BTreeSet<OrderKey> {
+        match scope {
+            Scope::All => &self.all,
+            Scope::Organization(o) => self.by_org.get(&o).unwrap_or(&EMPTY),
+            Scope::User(u) => self.by_user.get(&u).unwrap_or(&EMPTY),
+            Scope::Extension(e) => self.by_ext.get(e).unwrap_or(&EMPTY),
+        }
+    }
+
+    /// Whether a call belongs to a scope.
+    pub fn in_scope(&self, call: &CallState, scope: Scope<'_>) -> bool {
+        match scope {
+            Scope::All => true,
+            Scope::Organization(o) => call.orgs.contains(&o),
+            Scope::User(u) => call.users.contains(&u),
+            Scope::Extension(e) => call.extensions.iter().any(|x| x == e),
+        }
+    }
+
+    /// Who a channel is, from its endpoint and the directory.
+    pub fn party_of(&self, ch: &ChannelState) -> Party {
+        let Some(ep) = ch.endpoint.as_deref() else {
+            return Party::Other(ch.name.clone());
+        };
+        if let Some(ext) = self.dir.extension_by_endpoint(ep) {
+            return Party::Extension(ext.number.clone());
+        }
+        if self.dir.is_trunk(ep) {
+            // Calling in: the caller's number; called out: the number dialed.
+            let n = if !ch.caller.number.is_empty() && ch.dialed_by.is_none() {
+                ch.caller.number.clone()
+            } else if !ch.exten.is_empty() && crate::config::looks_like_phone_number(&ch.exten) {
+                ch.exten.clone()
+            } else {
+                ch.connected.number.clone()
+            };
+            return Party::Public(n);
+        }
+        Party::Other(ch.name.clone())
+    }
+
+    pub fn apply(&mut self, input: Input) {
+        match input {
+            Input::AriConnected => {
+                self.ari_up = true;
+                self.ari_synced = false;
+                self.resync = Some(Resync::default());
+            }
+            Input::AriDisconnected => {
+                self.ari_up = false;
+            }
+            Input::AriEvent(ev) => self.apply_ari(*ev),
+            Input::AriSnapshot { channels, bridges } => self.apply_snapshot(channels, bridges),
+            Input::AmiConnected => {
+                self.ami_up = true;
+                self.parked_unconfirmed = Some(self.parked.keys().cloned().collect());
+            }
+            Input::AmiDisconnected => self.ami_up = false,
+            Input::AmiEvent(m, at) => self.apply_ami(&m, at),
+        }
+    }
+
+    fn touch(&mut self, id: &str) {
+        if let Some(r) = &mut self.resync {
+            r.touched.insert(id.to_string());
+        }
+    }
+
+    fn apply_ari(&mut self, ev: Event) {
+        match ev {
+            Event::ChannelCreated { channel, timestamp } => {
+                self.touch(&channel.id);
+                let at = parse_time(&timestamp);
+                self.upsert_channel(&channel, at);
+            }
+            Event::ChannelStateChange { channel, timestamp } => {
+                self.touch(&channel.id);
+                self.upsert_channel(&channel, parse_time(&timestamp));
+            }
+            Event::ChannelDialplan { channel, timestamp }
+            | Event::ChannelCallerId { channel, timestamp }
+            | Event::ChannelConnectedLine { channel, timestamp }
+            | Event::ChannelHangupRequest { channel, timestamp }
+            | Event::StasisStart {
+                channel, timestamp, ..
+            }
+            | Event::StasisEnd { channel, timestamp } => {
+                self.touch(&channel.id);
+                self.upsert_channel(&channel, parse_time(&timestamp));
+            }
+            Event::ChannelHold { channel, timestamp } => {
+                self.touch(&channel.id);
+                let at = parse_time(&timestamp);
+                self.upsert_channel(&channel, at);
+                if let (Some(c), Some(at)) = (self.channels.get_mut(&channel.id), at) {
+                    c.hold.get_or_insert(at);
+                }
+            }
+            Event::ChannelUnhold { channel, timestamp } => {
+                self.touch(&channel.id);
+                self.upsert_channel(&channel, parse_time(&timestamp));
+                if let Some(c) = self.channels.get_mut(&channel.id) {
+                    c.hold = None;
+                }
+            }
+            Event::ChannelDestroyed { channel, .. } => {
+                if let Some(r) = &mut self.resync {
+                    r.gone.insert(channel.id.clone());
+                }
+                self.remove_channel(&channel.id);
+            }
+            Event::Dial {
+                caller,
+                peer,
+                timestamp,
+                ..
+            } => {
+                self.touch(&peer.id);
+                self.upsert_channel(&peer, parse_time(&timestamp));
+                if let Some(caller) = caller {
+                    if let Some(p) = self.channels.get_mut(&peer.id) {
+                        p.dialed_by.get_or_insert(caller.id);
+                    }
+                }
+            }
+            Event::ChannelEnteredBridge {
+                bridge,
+                channel,
+                timestamp,
+            } => {
+                if let Some(ch) = &channel {
+                    self.touch(&ch.id);
+                    self.upsert_channel(ch, parse_time(&timestamp));
+                }
+                self.upsert_bridge(&bridge);
+            }
+            Event::ChannelLeftBridge {
+                bridge,
+                channel,
+                timestamp,
+            } => {
+                if let Some(ch) = &channel {
+                    self.touch(&ch.id);
+                    self.upsert_channel(ch, parse_time(&timestamp));
+                }
+                self.upsert_bridge(&bridge);
+            }
+            Event::BridgeCreated { bridge, .. } => self.upsert_bridge(&bridge),
+            Event::BridgeMerged {
+                bridge,
+                bridge_from,
+                ..
+            } => {
+                self.remove_bridge(&bridge_from.id);
+                self.upsert_bridge(&bridge);
+            }
+            Event::BridgeDestroyed { bridge, .. } => {
+                if let Some(r) = &mut self.resync {
+                    r.bridges_gone.insert(bridge.id.clone());
+                }
+                self.remove_bridge(&bridge.id);
+            }
+            Event::ApplicationReplaced { .. } | Event::Other => {}
+        }
+    }
+
+    fn upsert_bridge(&mut self, b: &Bridge) {
+        if let Some(r) = &mut self.resync {
+            r.bridges_touched.insert(b.id.clone());
+        }
+        // Members leaving or entering: keep each channel's `bridge` in step.
+        if let Some(old) = self.bridges.get(&b.id) {
+            for c in &old.channels {
+                if !b.channels.contains(c) {
+                    if let Some(ch) = self.channels.get_mut(c) {
+                        if ch.bridge.as_deref() == Some(&b.id) {
+                            ch.bridge = None;
+                        }
+                    }
+                }
+            }
+        }
+        for c in &b.channels {
+            if let Some(ch) = self.channels.get_mut(c) {
+                ch.bridge = Some(b.id.clone());
+            }
+        }
+        self.bridges.insert(
+            b.id.clone(),
+            BridgeState {
+                id: b.id.clone(),
+                class: b.bridge_class.clone(),
+                technology: b.technology.clone(),
+                name: b.name.clone(),
+                channels: b.channels.clone(),
+            },
+        );
+    }
+
+    fn remove_bridge(&mut self, id: &str) {
+        if let Some(old) = self.bridges.remove(id) {
+            for c in &old.channels {
+                if let Some(ch) = self.channels.get_mut(c) {
+                    if ch.bridge.as_deref() == Some(id) {
+                        ch.bridge = None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Inserts or refreshes a channel from an ARI snapshot; `at` is the event's time.
+    fn upsert_channel(&mut self, ch: &Channel, at: Option<Time>) {
+        let state = ChanState::parse(&ch.state);
+        let linkedid = match ch.linkedid() {
+            Some(l) => l.to_string(),
+            None => {
+                self.linkedid_missing = true;
+                // Without the linkedid, a dialed channel joins the call that dialed it.
+                self.channels
+                    .get(&ch.id)
+                    .map(|c| c.linkedid.clone())
+                    .unwrap_or_else(|| ch.id.clone())
+            }
+        };
+        let created = parse_time(&ch.creationtime)
+            .or(at)
+            .unwrap_or_else(|| DateTime::UNIX_EPOCH.fixed_offset());
+        let (old_call, prev) = match self.channels.get(&ch.id) {
+            Some(c) => (Some(c.call.clone()), Some(c.clone())),
+            None => (None, None),
+        };
+        let call_id: Arc<str> = match &prev {
+            Some(p) if p.linkedid == linkedid => p.call.clone(),
+            _ => Arc::from(phone_call_id(&linkedid)),
+        };
+        let mut c = prev.unwrap_or_else(|| ChannelState {
+            id: ch.id.clone(),
+            name: ch.name.clone(),
+            state,
+            caller: CallerId::default(),
+            connected: CallerId::default(),
+            context: String::new(),
+            exten: String::new(),
+            created,
+            endpoint: None,
+            linkedid: linkedid.clone(),
+            call: call_id.clone(),
+            bridge: None,
+            ringing: None,
+            answered: None,
+            hold: None,
+            dialed_by: None,
+        });
+        c.name = ch.name.clone();
+        c.endpoint = channel_endpoint(&ch.name).map(|(_, r)| r.to_string());
+        c.state = state;
+        c.caller = ch.caller.clone();
+        c.connected = ch.connected.clone();
+        c.context = ch.dialplan.context.clone();
+        c.exten = ch.dialplan.exten.clone();
+        c.linkedid = linkedid;
+        c.call = call_id.clone();
+        let when = at.unwrap_or(created);
+        match state {
+            ChanState::Ringing => {
+                c.ringing.get_or_insert(when);
+            }
+            ChanState::Up => {
+                c.answered.get_or_insert(when);
+            }
+            _ => {}
+        }
+        let answered = c.answered;
+        self.channels.insert(ch.id.clone(), c);
+
+        // Attach to the call (creating it), moving it when its linkedid changed.
+        if let Some(old) = old_call.filter(|o| *o != call_id) {
+            if let Some(oc) = self.calls.get_mut(&old) {
+                oc.channels.retain(|x| x != &ch.id);
+            }
+            self.refresh_call(&old);
+        }
+        let call = self
+            .calls
+            .entry(call_id.clone())
+            .or_insert_with(|| CallState {
+                id: call_id.clone(),
+                linkedid: self.channels[&ch.id].linkedid.clone(),
+                channels: Vec::new(),
+                published: created,
+                origin: Party::Other(String::new()),
+                origin_caller: CallerId::default(),
+                dialed: String::new(),
+                answered: None,
+                extensions: Vec::new(),
+                users: Vec::new(),
+                orgs: Vec::new(),
+            });
+        if !call.channels.contains(&ch.id) {
+            call.channels.push(ch.id.clone());
+        }
+        if let Some(a) = answered {
+            call.answered = Some(call.answered.map_or(a, |x| x.min(a)));
+        }
+        self.refresh_call(&call_id);
+    }
+
+    fn remove_channel(&mut self, id: &str) {
+        let Some(c) = self.channels.remove(id) else {
+            return;
+        };
+        if let Some(b) = c.bridge.as_ref().and_then(|b| self.bridges.get_mut(b)) {
+            b.channels.retain(|x| x != id);
+        }
+        self.parked.remove(id);
+        if let Some(call) = self.calls.get_mut(&c.call) {
+            call.channels.retain(|x| x != id);
+        }
+        self.refresh_call(&c.call);
+    }
+
+    /// Recomputes a call's derived facts (origin, extensions, indexes) after a change.
+    fn refresh_call(&mut self, id: &Arc<str>) {
+        let Some(call) = self.calls.get(id) else {
+            return;
+        };
+        let old_key = call.key();
+        let old_exts = call.extensions.clone();
+        let old_users = call.users.clone();
+        let old_orgs = call.orgs.clone();
+
+        if call.channels.is_empty() {
+            let call = self.calls.remove(id).expect("present");
+            self.unindex(&call.key(), &old_exts, &old_users, &old_orgs);
+            return;
+        }
+
+        // Channels oldest first; the oldest started the call.
+        let mut chans: Vec<&ChannelState> = call
+            .channels
+            .iter()
+            .filter_map(|c| self.channels.get(c))
+            .collect();
+        chans.sort_by(|a, b| a.created.cmp(&b.created).then_with(|| a.id.cmp(&b.id)));
+        let ordered: Vec<String> = chans.iter().map(|c| c.id.clone()).collect();
+        let first = chans[0];
+        let is_origin = first.id == call.linkedid || first.dialed_by.is_none();
+        let origin_known = !matches!(call.origin, Party::Other(ref s) if s.is_empty());
+        let (origin, origin_caller, dialed, published) = if !origin_known && is_origin {
+            (
+                self.party_of(first),
+                first.caller.clone(),
+                first.exten.clone(),
+                first.created,
+            )
+        } else if origin_known && chans.iter().any(|c| c.id == call.linkedid) && ordered.len() == 1
+        {
+            // Still alone: what it dials may still change as the dialplan runs.
+            (
+                call.origin.clone(),
+                first.caller.clone(),
+                first.exten.clone(),
+                call.published,
+            )
+        } else {
+            (
+                call.origin.clone(),
+                call.origin_caller.clone(),
+                call.dialed.clone(),
+                call.published,
+            )
+        };
+
+        let mut exts: Vec<String> = Vec::new();
+        let push = |n: &str, exts: &mut Vec<String>| {
+            if !exts.iter().any(|e| e == n) {
+                exts.push(n.to_string());
+            }
+        };
+        if let Party::Extension(n) = &origin {
+            push(n, &mut exts);
+        }
+        for c in &chans {
+            if let Party::Extension(n) = self.party_of(c) {
+                push(&n, &mut exts);
+            }
+            if let Some(p) = self.parked.get(&c.id) {
+                if let Some(n) = self.parker_extension(p) {
+                    push(&n, &mut exts);
+                }
+            }
+        }
+        let mut users = Vec::new();
+        let mut orgs = Vec::new();
+        for e in &exts {
+            if let Some(x) = self.dir.extensions.get(e) {
+                if !users.contains(&x.user) {
+                    users.push(x.user);
+                }
+                if !orgs.contains(&x.organization) {
+                    orgs.push(x.organization);
+                }
+            }
+        }
+
+        let call = self.calls.get_mut(id).expect("present");
+        call.channels = ordered;
+        call.origin = origin;
+        call.origin_caller = origin_caller;
+        call.dialed = dialed;
+        call.published = published;
+        call.extensions = exts;
+        call.users = users;
+        call.orgs = orgs;
+        let new_key = call.key();
+        let (exts, users, orgs) = (
+            call.extensions.clone(),
+            call.users.clone(),
+            call.orgs.clone(),
+        );
+        if new_key != old_key || exts != old_exts || users != old_users || orgs != old_orgs {
+            self.unindex(&old_key, &old_exts, &old_users, &old_orgs);
+            self.index(&new_key, &exts, &users, &orgs);
+        } else if !self.all.contains(&new_key) {
+            self.index(&new_key, &exts, &users, &orgs);
+        }
+    }
+
+    fn index(&mut self, key: &OrderKey, exts: &[String], users: &[u64], orgs: &[u64]) {
+        self.all.insert(key.clone());
+        for e in exts {
+            self.by_ext
+                .entry(e.clone())
+                .or_default()
+                .insert(key.clone());
+        }
+        for u in users {
+            self.by_user.entry(*u).or_default().insert(key.clone());
+        }
+        for o in orgs {
+            self.by_org.entry(*o).or_default().insert(key.clone());
+        }
+    }
+
+    fn unindex(&mut self, key: &OrderKey, exts: &[String], users: &[u64], orgs: &[u64]) {
+        self.all.remove(key);
+        for e in exts {
+            if let Some(s) = self.by_ext.get_mut(e) {
+                s.remove(key);
+                if s.is_empty() {
+                    self.by_ext.remove(e);
+                }
+            }
+        }
+        for u in users {
+            if let Some(s) = self.by_user.get_mut(u) {
+                s.remove(key);
+                if s.is_empty() {
+                    self.by_user.remove(u);
+                }
+            }
+        }
+        for o in orgs {
+            if let Some(s) = self.by_org.get_mut(o) {
+                s.remove(key);
+                if s.is_empty() {
+                    self.by_org.remove(o);
+                }
+            }
+        }
+    }
+
+    /// The extension that parked a call, from the lot's callback dial string.
+    pub fn parker_extension(&self, p: &ParkedState) -> Option<String> {
+        let (_, ep) = p.parker_dial.split_once('/')?;
+        let ep = ep.split(['/', '@', '-']).next()?;
+        self.dir.extension_by_endpoint(ep).map(|e| e.number.clone())
+    }
+
+    /// Whether the picture is whole: ARI's snapshot applied, AMI's parked list read.
+    pub fn synced(&self) -> bool {
+        self.ari_synced && self.parked_unconfirmed.is_none()
+    }
+
+    fn apply_snapshot(&mut self, channels: Vec<Channel>, bridges: Vec<Bridge>) {
+        self.ari_synced = true;
+        let r = self.resync.take().unwrap_or_default();
+        let seen: HashSet<String> = channels.iter().map(|c| c.id.clone()).collect();
+        let stale: Vec<String> = self
+            .channels
+            .keys()
+            .filter(|id| !seen.contains(*id) && !r.touched.contains(*id))
+            .cloned()
+            .collect();
+        for id in stale {
+            self.remove_channel(&id);
+        }
+        let bridge_seen: HashSet<String> = bridges.iter().map(|b| b.id.clone()).collect();
+        let stale: Vec<String> = self
+            .bridges
+            .keys()
+            .filter(|id| !bridge_seen.contains(*id) && !r.bridges_touched.contains(*id))
+            .cloned()
+            .collect();
+        for id in stale {
+            self.remove_bridge(&id);
+        }
+        // Channels first (their creation time gives `answered` its best guess when the
+        // channel is already up), then the bridges they sit in.
+        let mut channels = channels;
+        channels.sort_by(|a, b| a.creationtime.cmp(&b.creationtime).then(a.id.cmp(&b.id)));
+        for ch in &channels {
+            if r.gone.contains(&ch.id) || r.touched.contains(&ch.id) {
+                continue;
+            }
+            let answered_var = ch
+                .channelvars
+                .as_ref()
+                .and_then(|v| v.get(ANSWER_VAR).cloned().flatten())
+                .and_then(|s| parse_answer_time(&s, &ch.creationtime));
+            self.upsert_channel(ch, answered_var.or_else(|| parse_time(&ch.creationtime)));
+        }
+        for b in &bridges {
+            if r.bridges_gone.contains(&b.id) || r.bridges_touched.contains(&b.id) {
+                continue;
+            }
+            self.upsert_bridge(b);
+        }
+    }
+
+    fn apply_ami(&mut self, m: &Message, at: Time) {
+        let Some(event) = m.event() else { return };
+        match event {
+            "ParkedCall" | "ParkedCallSwap" => {
+                let Some(uid) = m.get("ParkeeUniqueid") else {
+                    return;
+                };
+                let duration: i64 = m
+                    .get("ParkingDuration")
+                    .and_then(|d| d.parse().ok())
+                    .unwrap_or(0);
+                let p = ParkedState {
+                    uniqueid: uid.to_string(),
+                    linkedid: m.get("ParkeeLinkedid").unwrap_or(uid).to_string(),
+                    space: m.get("ParkingSpace").unwrap_or("").to_string(),
+                    lot: m.get("Parkinglot").unwrap_or("").to_string(),
+                    parker_dial: m.get("ParkerDialString").unwrap_or("").to_string(),
+                    since: at - chrono::Duration::seconds(duration),
+                    timeout_secs: m.get("ParkingTimeout").and_then(|d| d.parse().ok()),
+                };
+                if let Some(u) = &mut self.parked_unconfirmed {
+                    u.remove(uid);
+                }
+                let since = self.parked.get(uid).map(|old| old.since.min(p.since));
+                let mut p = p;
+                if let Some(s) = since {
+                    p.since = s;
+                }
+                self.parked.insert(uid.to_string(), p);
+                self.refresh_call_of(uid);
+            }
+            "UnParkedCall" | "ParkedCallTimeOut" | "ParkedCallGiveUp" => {
+                if let Some(uid) = m.get("ParkeeUniqueid") {
+                    if self.parked.remove(uid).is_some() {
+                        self.refresh_call_of(uid);
+                    }
+                }
+            }
+            "ParkedCallsComplete" => {
+                if let Some(unconfirmed) = self.parked_unconfirmed.take() {
+                    for uid in unconfirmed {
+                        self.parked.remove(&uid);
+                        self.refresh_call_of(&uid);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn refresh_call_of(&mut self, channel_id: &str) {
+        if let Some(call) = self.channels.get(channel_id).map(|c| c.call.clone()) {
+            self.refresh_call(&call);
+        }
+    }
+}
+
+/// Channel variable (ari.conf `channelvars`) that gives the answer time after a restart.
+pub const ANSWER_VAR: &str = "CDR(answer)";
+
+/// Reads the answer time variable (`2026-11-22 12:34:56` in the PBX's zone, or epoch
+/// seconds) using the zone of the channel's creation time.
+fn parse_answer_time(value: &str, creation: &str) -> Option<Time> {
+    let offset = *parse_time(creation)?.offset();
+    let value = value.trim();
+    if value.is_empty() {
+        return None;
+    }
+    if let Ok(secs) = value.parse::<f64>() {
+        if secs <= 0.0 {
+            return None;
+        }
+        return DateTime::from_timestamp(secs as i64, 0).map(|t| t.with_timezone(&offset));
+    }
+    let naive = chrono::NaiveDateTime::parse_from_str(value, "%Y-%m-%d %H:%M:%S").ok()?;
+    naive.and_local_timezone(offset).single()
+}
