@@ -196,13 +196,13 @@ impl Settings {
         cfg
     }
 
-    /// Where `link.self` URLs point.
-    pub fn base_url(&self) -> String {
+    /// Where `link.self` URLs point, given the address uapid actually listens on.
+    pub fn base_url(&self, bound: SocketAddr) -> String {
         match &self.public_url {
             Some(u) => u.trim_end_matches('/').to_string(),
             None => {
                 let scheme = if self.tls.is_some() { "https" } else { "http" };
-                format!("{scheme}://{}", self.listen)
+                format!("{scheme}://{bound}")
             }
         }
     }

@@ -142,14 +142,6 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     tasks.push(ami_task);
     tasks.push(tokio::spawn(forward_ami(ami_rx, input_tx, ami.clone())));
 
-    // HTTP.
-    let state = Arc::new(api::AppState {
-        directory,
-        tracker: tracker.clone(),
-        tokens: api::auth::TokenStore::new(Duration::from_secs(settings.token_ttl_secs)),
-        base_url: settings.base_url(),
-    });
-    let app = api::router(state);
     let listener =
         std::net::TcpListener::bind(settings.listen).map_err(|source| StartError::Listen {
             addr: settings.listen,
@@ -165,8 +157,14 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         addr: settings.listen,
         source,
     })?;
+    let state = Arc::new(api::AppState {
+        directory,
+        tracker: tracker.clone(),
+        tokens: api::auth::TokenStore::new(Duration::from_secs(settings.token_ttl_secs)),
+        base_url: settings.base_url(addr),
+    });
+    let make = api::router(state).into_make_service();
     let handle = axum_server::Handle::new();
-    let make = app.into_make_service();
     let server = match &settings.tls {
         None => {
             let srv = axum_server::from_tcp(listener)

@@ -147,19 +147,7 @@ pub fn phone_call(t: &Tracker, call: &CallState, base_url: &str) -> PhoneCall {
         .extensions
         .iter()
         .enumerate()
-        .map(|(i, ext)| {
-            view(
-                t,
-                call,
-                &chans,
-                &parties,
-                ext,
-                i,
-                flow,
-                &source,
-                &destination,
-            )
-        })
+        .map(|(i, ext)| view(t, &chans, &parties, ext, i, flow, &source, &destination))
         .collect();
 
     let link_ext = charged.clone().unwrap_or_else(|| "@self".to_string());
@@ -196,7 +184,6 @@ fn dialed_number(t: &Tracker, call: &CallState) -> String {
 #[allow(clippy::too_many_arguments)]
 fn view(
     t: &Tracker,
-    call: &CallState,
     chans: &[&ChannelState],
     parties: &[Party],
     ext: &str,
@@ -252,9 +239,10 @@ fn view(
         None => status::UNKNOWN,
     };
 
+    // The other party as this extension's phone shows it (its connected line).
     let caller = match own {
-        Some(c) => format_caller_id(&c.caller),
-        None => format_caller_id(&call.origin_caller),
+        Some(c) => format_caller_id(&c.connected),
+        None => others.iter().find_map(|c| format_caller_id(&c.caller)),
     };
 
     // Hold: this side holds (holder), or the other side holds this one.

@@ -92,6 +92,8 @@ pub struct ChannelState {
     pub hold: Option<Time>,
     /// The channel that dialed this one (ARI Dial event).
     pub dialed_by: Option<String>,
+    /// The number the dialing channel asked for, when this channel was dialed.
+    pub dialed_number: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -148,7 +150,7 @@ pub struct CallState {
     pub published: Time,
     /// The party that started the call, and the number it dialed.
     pub origin: Party,
-    pub origin_caller: CallerId,
+    origin_set: bool,
     pub dialed: String,
     pub answered: Option<Time>,
     /// Extensions involved, in order of appearance (their views, "01", "02", ...).
@@ -300,12 +302,10 @@ impl Tracker {
         }
         if self.dir.is_trunk(ep) {
             // Calling in: the caller's number; called out: the number dialed.
-            let n = if !ch.caller.number.is_empty() && ch.dialed_by.is_none() {
-                ch.caller.number.clone()
-            } else if !ch.exten.is_empty() && crate::config::looks_like_phone_number(&ch.exten) {
-                ch.exten.clone()
-            } else {
-                ch.connected.number.clone()
+            let n = match (&ch.dialed_by, &ch.dialed_number) {
+                (None, _) => ch.caller.number.clone(),
+                (Some(_), Some(n)) => n.clone(),
+                (Some(_), None) => ch.exten.clone(),
             };
             return Party::Public(n);
         }
@@ -393,7 +393,11 @@ impl Tracker {
                 if let Some(caller) = caller {
                     if let Some(p) = self.channels.get_mut(&peer.id) {
                         p.dialed_by.get_or_insert(caller.id);
+                        if !caller.dialplan.exten.is_empty() {
+                            p.dialed_number.get_or_insert(caller.dialplan.exten);
+                        }
                     }
+                    self.refresh_call_of(&peer.id);
                 }
             }
             Event::ChannelEnteredBridge {
@@ -524,6 +528,7 @@ impl Tracker {
             answered: None,
             hold: None,
             dialed_by: None,
+            dialed_number: None,
         });
         c.name = ch.name.clone();
         c.endpoint = channel_endpoint(&ch.name).map(|(_, r)| r.to_string());
@@ -563,7 +568,7 @@ impl Tracker {
                 channels: Vec::new(),
                 published: created,
                 origin: Party::Other(String::new()),
-                origin_caller: CallerId::default(),
+                origin_set: false,
                 dialed: String::new(),
                 answered: None,
                 extensions: Vec::new(),
@@ -618,31 +623,13 @@ impl Tracker {
         chans.sort_by(|a, b| a.created.cmp(&b.created).then_with(|| a.id.cmp(&b.id)));
         let ordered: Vec<String> = chans.iter().map(|c| c.id.clone()).collect();
         let first = chans[0];
-        let is_origin = first.id == call.linkedid || first.dialed_by.is_none();
-        let origin_known = !matches!(call.origin, Party::Other(ref s) if s.is_empty());
-        let (origin, origin_caller, dialed, published) = if !origin_known && is_origin {
-            (
-                self.party_of(first),
-                first.caller.clone(),
-                first.exten.clone(),
-                first.created,
-            )
-        } else if origin_known && chans.iter().any(|c| c.id == call.linkedid) && ordered.len() == 1
-        {
+        let (origin, dialed, published) = if !call.origin_set {
+            (self.party_of(first), first.exten.clone(), first.created)
+        } else if ordered.len() == 1 && first.id == call.linkedid {
             // Still alone: what it dials may still change as the dialplan runs.
-            (
-                call.origin.clone(),
-                first.caller.clone(),
-                first.exten.clone(),
-                call.published,
-            )
+            (call.origin.clone(), first.exten.clone(), call.published)
         } else {
-            (
-                call.origin.clone(),
-                call.origin_caller.clone(),
-                call.dialed.clone(),
-                call.published,
-            )
+            (call.origin.clone(), call.dialed.clone(), call.published)
         };
 
         let mut exts: Vec<String> = Vec::new();
@@ -680,7 +667,7 @@ impl Tracker {
         let call = self.calls.get_mut(id).expect("present");
         call.channels = ordered;
         call.origin = origin;
-        call.origin_caller = origin_caller;
+        call.origin_set = true;
         call.dialed = dialed;
         call.published = published;
         call.extensions = exts;
@@ -860,7 +847,7 @@ impl Tracker {
 }
 
 /// Channel variable (ari.conf `channelvars`) that gives the answer time after a restart.
-pub const ANSWER_VAR: &str = "CDR(answer)";
+pub const ANSWER_VAR: &str = "CDR(answer,u)";
 
 /// Reads the answer time variable (`2026-11-22 12:34:56` in the PBX's zone, or epoch
 /// seconds) using the zone of the channel's creation time.

@@ -1,0 +1,430 @@
+//! Shared harness of the end-to-end tests: the sandbox PBX (started once if needed), SIPp
+//! phones and public callers, a uapid started in-process, and a UAPI client.
+//!
+//! Every wait is bounded and polls for a condition; nothing sleeps in place of an event.
+//! Tests of one binary run one at a time ([`serial`]) because they share one Asterisk.
+
+#![allow(dead_code)]
+
+use std::net::UdpSocket;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use uapid::asterisk::ari::AriRest;
+use uapid::config::{Secret, Settings};
+
+pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
+/// How long any wait in a test may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+fn sandbox_script() -> String {
+    format!("{REPO}/docker/sandbox.sh")
+}
+
+/// Starts the sandbox PBX once per test binary (a no-op when it already runs).
+pub fn sandbox() {
+    static UP: OnceLock<()> = OnceLock::new();
+    UP.get_or_init(|| {
+        let st = Command::new("bash")
+            .arg(sandbox_script())
+            .arg("start")
+            .status()
+            .expect("run docker/sandbox.sh");
+        assert!(st.success(), "docker/sandbox.sh start failed");
+    });
+}
+
+/// Runs a sandbox subcommand (e.g. `restart`) and asserts it succeeded.
+pub fn sandbox_cmd(args: &[&str]) {
+    let st = Command::new("bash")
+        .arg(sandbox_script())
+        .args(args)
+        .status()
+        .expect("run docker/sandbox.sh");
+    assert!(st.success(), "docker/sandbox.sh {args:?} failed");
+}
+
+/// One test at a time per binary; a failed test does not poison the others.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn ari() -> AriRest {
+    let s = Settings::defaults();
+    AriRest::new(
+        &s.asterisk.ari_url,
+        &s.asterisk.ari_user,
+        s.asterisk.ari_password.clone(),
+    )
+}
+
+/// Hangs up every channel on the PBX and waits until none is left.
+pub async fn hangup_all() {
+    let ari = ari();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let chans = ari.channels().await.expect("ARI answers");
+        if chans.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "channels still up: {:?}",
+            chans.iter().map(|c| &c.name).collect::<Vec<_>>()
+        );
+        for c in chans {
+            let _ = ari.hangup(&c.id).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Polls `f` until it returns `Some`, at most [`WAIT`].
+pub async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// SIPp user agents
+
+/// A SIPp process; killed when dropped.
+pub struct Sipp {
+    child: Child,
+    pub what: String,
+    pub log: PathBuf,
+}
+
+impl Drop for Sipp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Sipp {
+    /// Whether the process has ended (e.g. a caller whose call is over).
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+}
+
+static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
+
+/// A fresh SIP port and RTP range for a SIPp instance of this process.
+fn ports() -> (u16, u16) {
+    let n = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
+    let base = 5400 + (std::process::id() % 40) as u16 * 50;
+    let sip = base + (n % 50);
+    let rtp = 20000 + (std::process::id() % 40) as u16 * 1000 + (n % 50) * 20;
+    (sip, rtp)
+}
+
+fn spawn_sipp(what: String, ip: &str, port: u16, rtp: u16, args: &[String]) -> Sipp {
+    let dir = std::env::temp_dir().join("uapid-e2e");
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let log = dir.join(format!("{}-{port}.log", std::process::id()));
+    let err = dir.join(format!("{}-{port}.err", std::process::id()));
+    let mut cmd = Command::new("bash");
+    cmd.arg(sandbox_script())
+        .arg("sipp")
+        .args(["-i", ip, "-p", &port.to_string(), "-mi", ip])
+        .args([
+            "-min_rtp_port",
+            &rtp.to_string(),
+            "-max_rtp_port",
+            &(rtp + 19).to_string(),
+        ])
+        .args(["-nostdin", "-trace_err", "-error_file"])
+        .arg(&err)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::File::create(&log)
+                .map(Stdio::from)
+                .unwrap_or(Stdio::null()),
+        );
+    let child = cmd.spawn().expect("start sipp");
+    let mut s = Sipp { child, what, log };
+    // Ready once its SIP port is taken.
+    let deadline = Instant::now() + WAIT;
+    while UdpSocket::bind((ip, port)).is_ok() {
+        assert!(
+            !s.exited(),
+            "sipp ({}) exited at start; see {}",
+            s.what,
+            s.log.display()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "sipp ({}) did not bind {ip}:{port}",
+            s.what
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    s
+}
+
+fn scenario(name: &str) -> String {
+    format!("{REPO}/tests/sip/{name}")
+}
+
+/// The SIP port a sandbox phone listens on (asterisk-conf/pjsip.conf): 5000 + its number.
+pub fn phone_port(short: &str) -> u16 {
+    5000 + short.parse::<u16>().expect("numeric extension")
+}
+
+/// A phone that rings for `ring_ms`, then answers and echoes a tone over RTP.
+pub fn phone_answering(short: &str, ring_ms: u64) -> Sipp {
+    let (_, rtp) = ports();
+    let args = vec![
+        "-sf".into(),
+        scenario("uas_answer.xml"),
+        "-d".into(),
+        ring_ms.to_string(),
+    ];
+    spawn_sipp(
+        format!("phone {short}"),
+        "127.0.0.1",
+        phone_port(short),
+        rtp,
+        &args,
+    )
+}
+
+/// A phone that rings and never answers.
+pub fn phone_ringing(short: &str) -> Sipp {
+    let (_, rtp) = ports();
+    let args = vec!["-sf".into(), scenario("uas_ring.xml")];
+    spawn_sipp(
+        format!("phone {short} (no answer)"),
+        "127.0.0.1",
+        phone_port(short),
+        rtp,
+        &args,
+    )
+}
+
+/// The public network side of the trunk (127.0.0.2:5060), answering after `ring_ms`.
+pub fn public_answering(ring_ms: u64) -> Sipp {
+    let (_, rtp) = ports();
+    let args = vec![
+        "-sf".into(),
+        scenario("uas_answer.xml"),
+        "-d".into(),
+        ring_ms.to_string(),
+    ];
+    spawn_sipp("public network".into(), "127.0.0.2", 5060, rtp, &args)
+}
+
+/// Phone `short` (endpoint 0003_<short>) dials `to`; `calls` calls at once.
+pub fn dial_from_phone(short: &str, to: &str, calls: u32) -> Sipp {
+    let (port, rtp) = ports();
+    let args = vec![
+        "-sf".into(),
+        scenario("uac.xml"),
+        "-key".into(),
+        "caller".into(),
+        format!("0003_{short}"),
+        "-s".into(),
+        to.into(),
+        "-m".into(),
+        calls.to_string(),
+        "-l".into(),
+        calls.to_string(),
+        "-r".into(),
+        "1000".into(),
+        "127.0.0.1:5060".into(),
+    ];
+    spawn_sipp(format!("{short} dials {to}"), "127.0.0.1", port, rtp, &args)
+}
+
+/// A public caller `number` calls `to` through the trunk.
+pub fn dial_from_public(number: &str, to: &str) -> Sipp {
+    let (port, rtp) = ports();
+    let args = vec![
+        "-sf".into(),
+        scenario("uac.xml"),
+        "-key".into(),
+        "caller".into(),
+        number.into(),
+        "-s".into(),
+        to.into(),
+        "-m".into(),
+        "1".into(),
+        "127.0.0.1:5060".into(),
+    ];
+    spawn_sipp(
+        format!("{number} dials {to}"),
+        "127.0.0.2",
+        port,
+        rtp,
+        &args,
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// uapid and a UAPI client
+
+static NEXT_APP: AtomicU16 = AtomicU16::new(0);
+
+/// Settings for a test instance: a free port, and an ARI app name of its own.
+pub fn test_settings() -> Settings {
+    let mut s = Settings::defaults();
+    s.listen = "127.0.0.1:0".parse().expect("addr");
+    s.asterisk.app = format!(
+        "uapid-test-{}-{}",
+        std::process::id(),
+        NEXT_APP.fetch_add(1, Ordering::Relaxed)
+    );
+    s
+}
+
+pub struct Uapid {
+    pub running: uapid::Running,
+    pub api: Api,
+}
+
+/// Starts uapid and waits until it has a whole picture of the PBX.
+pub async fn start_uapid(settings: Settings) -> Uapid {
+    let running = uapid::start(settings).await.expect("uapid starts");
+    assert!(
+        running.wait_connected(WAIT).await,
+        "uapid did not connect to Asterisk"
+    );
+    let api = Api::new(&format!("http://{}", running.addr));
+    Uapid { running, api }
+}
+
+pub struct Api {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(base: &str) -> Api {
+        Api {
+            base: base.to_string(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("client"),
+        }
+    }
+
+    /// `POST /oauth/token.php` → (status, body).
+    pub async fn token_request(&self, form: &[(&str, &str)]) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(format!("{}/oauth/token.php", self.base))
+            .form(form)
+            .send()
+            .await
+            .expect("token request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A token for one of the directory's apps.
+    pub async fn token(&self, client_id: &str, secret: &Secret) -> String {
+        let (status, body) = self
+            .token_request(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", client_id),
+                ("client_secret", secret.expose()),
+                ("type", "unifiedapi"),
+            ])
+            .await;
+        assert_eq!(status, 200, "token for {client_id}: {body}");
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string()
+    }
+
+    /// A token for an app of the default directory, by client id.
+    pub async fn token_for(&self, client_id: &str) -> String {
+        let s = Settings::defaults();
+        let app = s
+            .directory
+            .apps
+            .iter()
+            .find(|a| a.client_id == client_id)
+            .expect("known app");
+        self.token(client_id, &app.secret).await
+    }
+
+    /// GET a path with a bearer token → (status, body).
+    pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        let resp = self
+            .http
+            .get(format!("{}{}", self.base, path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("GET");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// GET a listing that must succeed; returns its `entry` array.
+    pub async fn calls(&self, path: &str, token: &str) -> Vec<Value> {
+        let (status, body) = self.get(path, token).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body["entry"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Polls a listing until `pred` holds for its entries.
+    pub async fn wait_calls(
+        &self,
+        path: &str,
+        token: &str,
+        what: &str,
+        pred: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let entries = self.calls(path, token).await;
+            if pred(&entries) {
+                return entries;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; last listing of {path}: {}",
+                serde_json::to_string_pretty(&entries).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+/// The view of `ext` in a PhoneCall.
+pub fn view<'a>(call: &'a Value, ext: &str) -> Option<&'a Value> {
+    call["phoneCallView"]
+        .as_array()?
+        .iter()
+        .find(|v| v["extension"] == ext)
+}
+
+/// The status of `ext`'s view, as the string UAPI sends.
+pub fn status_of(call: &Value, ext: &str) -> Option<String> {
+    view(call, ext)
+        .and_then(|v| v["status"].as_str())
+        .map(str::to_string)
+}

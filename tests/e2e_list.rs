@@ -1,0 +1,470 @@
+//! End to end, against the sandbox Asterisk with SIPp phones: what List PhoneCalls shows
+//! for real calls, and who may see it.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+const ADMIN_ALL: &str = "/uapi/phoneCalls/@me/@self";
+
+fn is_dt(s: &Value) -> bool {
+    // 2026-11-22T12:48:04+00:00
+    s.as_str().is_some_and(|s| {
+        s.len() == 25
+            && chrono::DateTime::parse_from_rfc3339(s).is_ok()
+            && (s.ends_with(":00") || s.contains('+') || s.contains('-'))
+    })
+}
+
+#[tokio::test]
+async fn extension_call_rings_then_answers_then_goes() {
+    let _g = serial();
+    sandbox();
+    hangup_all().await;
+    let u = start_uapid(test_settings()).await;
+    let admin = u.api.token_for("admin-app").await;
+    let alice = u.api.token_for("alice-app").await;
+    let bob = u.api.token_for("bob-app").await;
+
+    let _bob_phone = phone_answering("024", 3000);
+    let _call = dial_from_phone("210", "024", 1);
+
+    // Ringing: 024's phone rings (3), 210 hears the other side ringing (4).
+    let calls = u
+        .api
+        .wait_calls(ADMIN_ALL, &admin, "210 → 024 ringing", |c| {
+            c.len() == 1 && status_of(&c[0], "0003*024").as_deref() == Some("3")
+        })
+        .await;
+    let call = &calls[0];
+    assert_eq!(status_of(call, "0003*210").as_deref(), Some("4"), "{call}");
+    let id = call["id"].as_str().unwrap().to_string();
+    assert!(
+        id.len() >= 16 && id.bytes().all(|b| b.is_ascii_alphanumeric()),
+        "{id}"
+    );
+    assert_eq!(call["extension"], "0003*210");
+    assert_eq!(call["ownerId"], "3");
+    assert_eq!(call["ownerName"], "Default Organization");
+    assert!(is_dt(&call["published"]), "{call}");
+    assert!(call.get("answered").is_none(), "not answered yet: {call}");
+    let v210 = view(call, "0003*210").unwrap();
+    let v024 = view(call, "0003*024").unwrap();
+    assert_eq!(v210["id"], "01");
+    assert_eq!(v024["id"], "02");
+    for v in [v210, v024] {
+        assert_eq!(v["flow"], "2");
+        assert_eq!(v["source"], serde_json::json!(["0003*210"]));
+        assert_eq!(v["destination"], serde_json::json!(["0003*024"]));
+        assert!(
+            v.get("parked").is_none() && v.get("onHold").is_none(),
+            "null fields are left out: {v}"
+        );
+    }
+    assert_eq!(v024["callerId"], "Alice Anders <0003*210>");
+    assert_eq!(
+        call["link"]["self"].as_str().unwrap(),
+        format!("{}/uapi/phoneCalls/12/0003*210/{id}", u.api.base)
+    );
+
+    // Both users see it from their side, @me/@self, short or full extension numbers.
+    assert_eq!(
+        u.api
+            .calls("/uapi/phoneCalls/@me/@self", &alice)
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(u.api.calls("/uapi/phoneCalls/@me/024", &bob).await.len(), 1);
+    assert_eq!(
+        u.api
+            .calls("/uapi/phoneCalls/13/0003*024/", &bob)
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(
+        u.api.calls("/uapi/phoneCalls/@me/211", &alice).await.len(),
+        0
+    );
+
+    // Answered: both on call (5), answered dates set.
+    let calls = u
+        .api
+        .wait_calls(ADMIN_ALL, &admin, "210 ↔ 024 answered", |c| {
+            c.len() == 1
+                && status_of(&c[0], "0003*024").as_deref() == Some("5")
+                && status_of(&c[0], "0003*210").as_deref() == Some("5")
+        })
+        .await;
+    let call = &calls[0];
+    assert_eq!(call["id"], id.as_str(), "same call id once answered");
+    assert!(is_dt(&call["answered"]), "{call}");
+    assert!(is_dt(&view(call, "0003*024").unwrap()["answered"]));
+    assert_eq!(
+        view(call, "0003*210").unwrap()["callerId"],
+        "Bob Brown <0003*024>"
+    );
+
+    // The call's own link lists it alone.
+    let link = call["link"]["self"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches(&u.api.base)
+        .to_string();
+    let by_id = u.api.calls(&link, &alice).await;
+    assert_eq!(by_id.len(), 1);
+    assert_eq!(by_id[0]["id"], id.as_str());
+
+    // Hung up: gone.
+    hangup_all().await;
+    u.api
+        .wait_calls(ADMIN_ALL, &admin, "the call to go", |c| c.is_empty())
+        .await;
+    assert!(u.api.calls(&link, &alice).await.is_empty());
+    u.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn outbound_and_inbound_public_calls() {
+    let _g = serial();
+    sandbox();
+    hangup_all().await;
+    let u = start_uapid(test_settings()).await;
+    let alice = u.api.token_for("alice-app").await;
+
+    // Out: 210 calls a public number through the trunk.
+    let _public = public_answering(200);
+    let _out = dial_from_phone("210", "3235742879", 1);
+    let calls = u
+        .api
+        .wait_calls(
+            "/uapi/phoneCalls/@me/210",
+            &alice,
+            "outbound call answered",
+            |c| c.len() == 1 && status_of(&c[0], "0003*210").as_deref() == Some("5"),
+        )
+        .await;
+    let v = view(&calls[0], "0003*210").unwrap();
+    assert_eq!(v["flow"], "4", "{v}");
+    assert_eq!(v["source"], serde_json::json!(["0003*210"]));
+    assert_eq!(v["destination"], serde_json::json!(["3235742879"]));
+    assert_eq!(
+        calls[0]["phoneCallView"].as_array().unwrap().len(),
+        1,
+        "only extensions have views"
+    );
+    hangup_all().await;
+    u.api
+        .wait_calls(
+            "/uapi/phoneCalls/@me/210",
+            &alice,
+            "outbound call gone",
+            |c| c.is_empty(),
+        )
+        .await;
+
+    // In: a public caller rings 210.
+    let _phone = phone_answering("210", 2000);
+    let _in = dial_from_public("3235742879", "210");
+    let calls = u
+        .api
+        .wait_calls(
+            "/uapi/phoneCalls/@me/@self",
+            &alice,
+            "inbound call ringing",
+            |c| c.len() == 1 && status_of(&c[0], "0003*210").as_deref() == Some("3"),
+        )
+        .await;
+    let call = &calls[0];
+    let v = view(call, "0003*210").unwrap();
+    assert_eq!(v["flow"], "8", "{v}");
+    assert_eq!(v["source"], serde_json::json!(["3235742879"]));
+    assert_eq!(v["destination"], serde_json::json!(["0003*210"]));
+    assert_eq!(
+        call["extension"], "0003*210",
+        "the called extension is charged"
+    );
+    assert!(
+        v["callerId"].as_str().unwrap().contains("<3235742879>"),
+        "{v}"
+    );
+    u.api
+        .wait_calls(
+            "/uapi/phoneCalls/@me/@self",
+            &alice,
+            "inbound call answered",
+            |c| c.len() == 1 && status_of(&c[0], "0003*210").as_deref() == Some("5"),
+        )
+        .await;
+    hangup_all().await;
+    u.api
+        .wait_calls(
+            "/uapi/phoneCalls/@me/@self",
+            &alice,
+            "inbound call gone",
+            |c| c.is_empty(),
+        )
+        .await;
+    u.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn simultaneous_calls_are_kept_apart_and_scoped() {
+    let _g = serial();
+    sandbox();
+    hangup_all().await;
+    let u = start_uapid(test_settings()).await;
+    let admin = u.api.token_for("admin-app").await;
+    let org = u.api.token_for("org-app").await;
+    let alice = u.api.token_for("alice-app").await;
+    let bob = u.api.token_for("bob-app").await;
+
+    let _p024 = phone_answering("024", 100);
+    let _p212 = phone_answering("212", 100);
+    let _c1 = dial_from_phone("210", "024", 1);
+    let _c2 = dial_from_phone("211", "0003*212", 1);
+    let calls = u
+        .api
+        .wait_calls(ADMIN_ALL, &admin, "two answered calls", |c| {
+            c.len() == 2
+                && c.iter().all(|x| {
+                    x["phoneCallView"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .all(|v| v["status"] == "5")
+                })
+        })
+        .await;
+    assert_ne!(calls[0]["id"], calls[1]["id"]);
+    let with = |ext: &str| calls.iter().find(|c| view(c, ext).is_some()).unwrap()["id"].clone();
+    assert_eq!(with("0003*210"), with("0003*024"));
+    assert_eq!(with("0003*211"), with("0003*212"));
+    assert_ne!(with("0003*210"), with("0003*212"));
+
+    // Alice owns 210 and 211: both calls. Bob owns 024: one. The organization: both.
+    assert_eq!(
+        u.api
+            .calls("/uapi/phoneCalls/@me/@self", &alice)
+            .await
+            .len(),
+        2
+    );
+    let bobs = u.api.calls("/uapi/phoneCalls/@me/@self", &bob).await;
+    assert_eq!(bobs.len(), 1);
+    assert_eq!(bobs[0]["id"], with("0003*024"));
+    assert_eq!(
+        u.api.calls("/uapi/phoneCalls/@me/@self", &org).await.len(),
+        2
+    );
+    let only211 = u.api.calls("/uapi/phoneCalls/@me/0003*211", &alice).await;
+    assert_eq!(only211.len(), 1);
+    assert_eq!(only211[0]["id"], with("0003*211"));
+    // Bob cannot read Alice's call by id.
+    let id211 = with("0003*211");
+    let id211 = id211.as_str().unwrap();
+    assert!(u
+        .api
+        .calls(&format!("/uapi/phoneCalls/@me/@self/{id211}"), &bob)
+        .await
+        .is_empty());
+
+    // Paging and sorting over the live calls.
+    let (st, page) = u
+        .api
+        .get(
+            "/uapi/phoneCalls/@me/@self?count=1&sortOrder=descending",
+            &admin,
+        )
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(page["totalResults"], 2);
+    assert_eq!(page["itemsPerPage"], 1);
+    assert_eq!(page["sorted"], true);
+    assert_eq!(page["entry"].as_array().unwrap().len(), 1);
+    assert!(page["paging"]["next"]
+        .as_str()
+        .unwrap()
+        .contains("startIndex=1"));
+    let (_, filtered) = u
+        .api
+        .get(
+            &format!("/uapi/phoneCalls/@me/@self?filterBy=id&filterValue={id211}"),
+            &admin,
+        )
+        .await;
+    assert_eq!(filtered["totalResults"], 1);
+    assert_eq!(filtered["filtered"], true);
+    let (_, slim) = u
+        .api
+        .get("/uapi/phoneCalls/@me/@self?fields=id,published", &admin)
+        .await;
+    let first = &slim["entry"][0];
+    assert!(
+        first.get("phoneCallView").is_none() && first.get("published").is_some(),
+        "{first}"
+    );
+
+    hangup_all().await;
+    u.api
+        .wait_calls(ADMIN_ALL, &admin, "calls gone", |c| c.is_empty())
+        .await;
+    u.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn authorization_and_errors() {
+    let _g = serial();
+    sandbox();
+    let mut settings = test_settings();
+    settings.token_ttl_secs = 1;
+    let u = start_uapid(settings).await;
+    let api = &u.api;
+
+    // Token endpoint.
+    let (st, body) = api
+        .token_request(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "alice-app"),
+            ("client_secret", "nope"),
+        ])
+        .await;
+    assert_eq!(st, 401);
+    assert_eq!(body["error"]["code"], "invalid_client");
+    let (st, body) = api
+        .token_request(&[("grant_type", "password"), ("client_id", "alice-app")])
+        .await;
+    assert_eq!(st, 400);
+    assert_eq!(body["error"]["code"], "unsupported_grant_type");
+    let (st, body) = api
+        .token_request(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "alice-app"),
+            ("client_secret", "alice-secret"),
+            ("type", "unifiedapi"),
+        ])
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(body["expires_in"], 1);
+    let alice = body["access_token"].as_str().unwrap().to_string();
+
+    // Missing and bad tokens.
+    let resp = api
+        .http
+        .get(format!("{}/uapi/phoneCalls/@me/@self", api.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "access_denied");
+    assert!(body["error"]["message"].is_string());
+    let (st, _) = api.get("/uapi/phoneCalls/@me/@self", "forged-token").await;
+    assert_eq!(st, 401);
+    // The query form of the token.
+    let resp = api
+        .http
+        .get(format!(
+            "{}/uapi/phoneCalls/@me/@self?accessRequestToken={alice}",
+            api.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    // Someone else's extension or user; unknown ones; bad ids.
+    let (st, body) = api.get("/uapi/phoneCalls/@me/024", &alice).await;
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (403, Some("permission_denied"))
+    );
+    let (st, _) = api.get("/uapi/phoneCalls/13/@self", &alice).await;
+    assert_eq!(st, 403);
+    let (st, body) = api.get("/uapi/phoneCalls/777/@self", &alice).await;
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (400, Some("user_invalid"))
+    );
+    let (st, body) = api.get("/uapi/phoneCalls/@me/0003*999", &alice).await;
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (400, Some("extension_invalid"))
+    );
+    let (st, body) = api
+        .get("/uapi/phoneCalls/@me/@self/not-an-id!", &alice)
+        .await;
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (400, Some("pc_phonecall_invalid"))
+    );
+    let (st, body) = api.get("/uapi/phoneCalls/@me/@self?count=0", &alice).await;
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (400, Some("count_invalid"))
+    );
+
+    // Tokens expire.
+    eventually("the 1 s token to expire", || async {
+        let (st, body) = api.get("/uapi/phoneCalls/@me/@self", &alice).await;
+        (st == 401).then_some(body)
+    })
+    .await;
+
+    // Health says both links are up.
+    let resp = api
+        .http
+        .get(format!("{}/health", api.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let h: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (h["ari"].as_bool(), h["ami"].as_bool()),
+        (Some(true), Some(true))
+    );
+    u.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn uapid_restart_mid_call_keeps_the_call_id() {
+    let _g = serial();
+    sandbox();
+    hangup_all().await;
+    let settings = test_settings();
+    let u = start_uapid(settings.clone()).await;
+    let alice = u.api.token_for("alice-app").await;
+    let _p = phone_answering("024", 100);
+    let _c = dial_from_phone("210", "024", 1);
+    let before = u
+        .api
+        .wait_calls("/uapi/phoneCalls/@me/@self", &alice, "call answered", |c| {
+            c.len() == 1 && status_of(&c[0], "0003*024").as_deref() == Some("5")
+        })
+        .await;
+    u.running.shutdown().await;
+
+    // A new uapid learns the call from Asterisk's snapshot: same id, same shape.
+    let u = start_uapid(settings).await;
+    let alice = u.api.token_for("alice-app").await;
+    let after = u.api.calls("/uapi/phoneCalls/@me/@self", &alice).await;
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0]["id"], before[0]["id"]);
+    assert_eq!(after[0]["published"], before[0]["published"]);
+    assert_eq!(
+        after[0]["answered"], before[0]["answered"],
+        "answer time comes back from CDR(answer)"
+    );
+    assert_eq!(status_of(&after[0], "0003*210").as_deref(), Some("5"));
+    assert_eq!(view(&after[0], "0003*024"), view(&before[0], "0003*024"));
+    hangup_all().await;
+    u.api
+        .wait_calls("/uapi/phoneCalls/@me/@self", &alice, "call gone", |c| {
+            c.is_empty()
+        })
+        .await;
+    u.running.shutdown().await;
+}
