@@ -6,7 +6,6 @@
 
 #![allow(dead_code)]
 
-use std::net::UdpSocket;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -162,9 +161,10 @@ fn spawn_sipp(what: String, ip: &str, port: u16, rtp: u16, args: &[String]) -> S
         );
     let child = cmd.spawn().expect("start sipp");
     let mut s = Sipp { child, what, log };
-    // Ready once its SIP port is taken.
+    // Ready once its SIP port is bound (read from the kernel's table: probing with a bind
+    // of our own could take the port from under SIPp).
     let deadline = Instant::now() + WAIT;
-    while UdpSocket::bind((ip, port)).is_ok() {
+    while !udp_bound(ip, port) {
         assert!(
             !s.exited(),
             "sipp ({}) exited at start; see {}",
@@ -179,6 +179,25 @@ fn spawn_sipp(what: String, ip: &str, port: u16, rtp: u16, args: &[String]) -> S
         std::thread::sleep(Duration::from_millis(10));
     }
     s
+}
+
+/// Whether a UDP socket is bound to `ip:port` (from /proc/net/udp).
+fn udp_bound(ip: &str, port: u16) -> bool {
+    let Ok(addr) = ip.parse::<std::net::Ipv4Addr>() else {
+        return false;
+    };
+    let o = addr.octets();
+    let want = format!(
+        "{:02X}{:02X}{:02X}{:02X}:{port:04X}",
+        o[3], o[2], o[1], o[0]
+    );
+    std::fs::read_to_string("/proc/net/udp")
+        .map(|t| {
+            t.lines()
+                .skip(1)
+                .any(|l| l.split_whitespace().nth(1) == Some(want.as_str()))
+        })
+        .unwrap_or(false)
 }
 
 fn scenario(name: &str) -> String {
