@@ -188,12 +188,11 @@ impl Settings {
 
     /// The built-in defaults alone (the sandbox PBX).
     pub fn defaults() -> Settings {
-        let cfg = config::Config::builder()
+        config::Config::builder()
             .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
             .build()
             .and_then(|c| c.try_deserialize())
-            .expect("built-in defaults parse");
-        cfg
+            .expect("built-in defaults parse")
     }
 
     /// Where `link.self` URLs point, given the address uapid actually listens on.

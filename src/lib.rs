@@ -80,28 +80,6 @@ pub enum StartError {
     Tls(String),
 }
 
-/// Event types uapid reads from ARI; the rest are filtered out at Asterisk.
-const ARI_EVENTS: &[&str] = &[
-    "ChannelCreated",
-    "ChannelDestroyed",
-    "ChannelStateChange",
-    "ChannelDialplan",
-    "ChannelCallerId",
-    "ChannelConnectedLine",
-    "ChannelHangupRequest",
-    "ChannelHold",
-    "ChannelUnhold",
-    "ChannelEnteredBridge",
-    "ChannelLeftBridge",
-    "BridgeCreated",
-    "BridgeDestroyed",
-    "BridgeMerged",
-    "Dial",
-    "StasisStart",
-    "StasisEnd",
-    "ApplicationReplaced",
-];
-
 /// Starts uapid: Asterisk links, the tracker, and the HTTP server on `settings.listen`.
 pub async fn start(settings: Settings) -> Result<Running, StartError> {
     let directory = Arc::new(Directory::build(&settings.directory)?);
@@ -136,6 +114,10 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
             addr: a.ami_addr.clone(),
             user: a.ami_user.clone(),
             secret: a.ami_secret.clone(),
+            events: asterisk::ami::client::TRACKED_EVENTS
+                .iter()
+                .map(|e| e.to_string())
+                .collect(),
         },
         ami_tx,
     );
@@ -247,11 +229,7 @@ async fn forward_ari(
                 }
                 let (rest, out, app) = (rest.clone(), out.clone(), app.clone());
                 snapshot = Some(tokio::spawn(async move {
-                    let filter = json_filter();
-                    if let Err(e) = rest
-                        .put_json(&format!("/applications/{app}/eventFilter"), &filter)
-                        .await
-                    {
+                    if let Err(e) = rest.set_event_filter(&app).await {
                         tracing::debug!("ARI event filter not set: {e}");
                     }
                     for attempt in 0..20u32 {
@@ -273,14 +251,6 @@ async fn forward_ari(
             }
         }
     }
-}
-
-fn json_filter() -> serde_json::Value {
-    let allowed: Vec<serde_json::Value> = ARI_EVENTS
-        .iter()
-        .map(|t| serde_json::json!({ "type": t }))
-        .collect();
-    serde_json::json!({ "allowed": allowed })
 }
 
 async fn forward_ami(

@@ -35,7 +35,7 @@ pub async fn run(settings: &Settings, out: &Path) -> Result<(), String> {
             base_url: a.ari_url.clone(),
             user: a.ari_user.clone(),
             password: a.ari_password.clone(),
-            app,
+            app: app.clone(),
         },
         ari_tx,
     );
@@ -45,6 +45,10 @@ pub async fn run(settings: &Settings, out: &Path) -> Result<(), String> {
             addr: a.ami_addr.clone(),
             user: a.ami_user.clone(),
             secret: a.ami_secret.clone(),
+            events: crate::asterisk::ami::client::TRACKED_EVENTS
+                .iter()
+                .map(|e| e.to_string())
+                .collect(),
         },
         ami_tx,
     );
@@ -61,6 +65,9 @@ pub async fn run(settings: &Settings, out: &Path) -> Result<(), String> {
                     Err(_) => continue,
                 },
                 Some(AriNotice::Connected) => {
+                    if let Err(e) = rest.set_event_filter(&app).await {
+                        eprintln!("event filter not set: {e}");
+                    }
                     writeln!(file, "{}", json!({ "ari_connected": true })).map_err(|e| e.to_string())?;
                     let channels: Value = rest.get("/channels").await.map_err(|e| e.to_string())?;
                     let bridges: Value = rest.get("/bridges").await.map_err(|e| e.to_string())?;
@@ -85,7 +92,7 @@ pub async fn run(settings: &Settings, out: &Path) -> Result<(), String> {
         };
         writeln!(file, "{line}").map_err(|e| e.to_string())?;
         lines += 1;
-        if lines % 50 == 0 {
+        if lines.is_multiple_of(50) {
             file.flush().map_err(|e| e.to_string())?;
         }
     }

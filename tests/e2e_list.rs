@@ -19,7 +19,7 @@ fn is_dt(s: &Value) -> bool {
 
 #[tokio::test]
 async fn extension_call_rings_then_answers_then_goes() {
-    let _g = serial();
+    let _g = serial().await;
     sandbox();
     hangup_all().await;
     let u = start_uapid(test_settings()).await;
@@ -128,7 +128,7 @@ async fn extension_call_rings_then_answers_then_goes() {
 
 #[tokio::test]
 async fn outbound_and_inbound_public_calls() {
-    let _g = serial();
+    let _g = serial().await;
     sandbox();
     hangup_all().await;
     let u = start_uapid(test_settings()).await;
@@ -212,7 +212,7 @@ async fn outbound_and_inbound_public_calls() {
 
 #[tokio::test]
 async fn simultaneous_calls_are_kept_apart_and_scoped() {
-    let _g = serial();
+    let _g = serial().await;
     sandbox();
     hangup_all().await;
     let u = start_uapid(test_settings()).await;
@@ -316,7 +316,7 @@ async fn simultaneous_calls_are_kept_apart_and_scoped() {
 
 #[tokio::test]
 async fn authorization_and_errors() {
-    let _g = serial();
+    let _g = serial().await;
     sandbox();
     let mut settings = test_settings();
     settings.token_ttl_secs = 1;
@@ -431,7 +431,7 @@ async fn authorization_and_errors() {
 
 #[tokio::test]
 async fn uapid_restart_mid_call_keeps_the_call_id() {
-    let _g = serial();
+    let _g = serial().await;
     sandbox();
     hangup_all().await;
     let settings = test_settings();

@@ -21,7 +21,7 @@ async fn health(api: &Api) -> (u16, Value) {
 
 #[tokio::test]
 async fn asterisk_restart_is_survived() {
-    let _g = serial();
+    let _g = serial().await;
     sandbox();
     hangup_all().await;
     let u = start_uapid(test_settings()).await;

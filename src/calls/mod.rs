@@ -6,3 +6,6 @@ pub mod tracker;
 
 pub use projection::{phone_call, PhoneCall, PhoneCallView};
 pub use tracker::{phone_call_id, CallState, Input, Scope, Tracker};
+
+#[cfg(test)]
+mod tests;

@@ -228,6 +228,9 @@ fn view(
             ChanState::Ring | ChanState::Dialing | ChanState::Down | ChanState::Reserved => {
                 if other_ringing {
                     status::OTHER_SIDE_RINGING
+                } else if others.iter().any(|c| c.state == ChanState::Up) {
+                    // The other side answered; this leg is being connected.
+                    status::ON_CALL
                 } else {
                     status::TRYING
                 }

@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -47,10 +47,10 @@ pub fn sandbox_cmd(args: &[&str]) {
     assert!(st.success(), "docker/sandbox.sh {args:?} failed");
 }
 
-/// One test at a time per binary; a failed test does not poison the others.
-pub fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+/// One test at a time per binary (an async lock: a failed test does not poison it).
+pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
 }
 
 pub fn ari() -> AriRest {

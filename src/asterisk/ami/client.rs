@@ -73,7 +73,20 @@ pub struct AmiConfig {
     pub addr: String,
     pub user: String,
     pub secret: Secret,
+    /// Event names to receive (AMI `Filter` after login); empty: every event. Responses
+    /// and the list events of uapid's own actions come through either way.
+    pub events: Vec<String>,
 }
+
+/// The AMI events the tracker and the actions read.
+pub const TRACKED_EVENTS: &[&str] = &[
+    "ParkedCall",
+    "UnParkedCall",
+    "ParkedCallTimeOut",
+    "ParkedCallGiveUp",
+    "ParkedCallSwap",
+    "OriginateResponse",
+];
 
 const ACTION_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -240,6 +253,16 @@ async fn session(
             Err(_) => return SessionEnd::Lost("login timed out".into()),
         }
     }
+    if !cfg.events.is_empty() {
+        let filter = Message::new()
+            .with("Action", "Filter")
+            .with("Operation", "Add")
+            .with("Filter", format!("Event: ({})", cfg.events.join("|")))
+            .with("ActionID", "filter");
+        if let Err(e) = write.write_all(filter.encode().as_bytes()).await {
+            return lost(&e);
+        }
+    }
     tracing::info!(addr = %cfg.addr, "AMI connected");
     connected.send_replace(true);
     let _ = sink.send(AmiNotice::Connected);
@@ -381,6 +404,7 @@ mod tests {
             addr,
             user: "u".into(),
             secret: Secret::new("s"),
+            events: vec![],
         };
         let (client, _task) = AmiClient::spawn(cfg, tx);
         let mut conn = client.connected_watch();
@@ -429,6 +453,7 @@ mod tests {
             addr: "127.0.0.1:1".into(),
             user: "u".into(),
             secret: Secret::new("s"),
+            events: vec![],
         };
         let (client, _task) = AmiClient::spawn(cfg, tx);
         let err = client

@@ -77,6 +77,28 @@ pub struct Bridge {
     pub channels: Vec<String>,
 }
 
+/// The event types [`Event`] reads; an application's event filter lets only these through.
+pub const TRACKED_EVENTS: &[&str] = &[
+    "ChannelCreated",
+    "ChannelDestroyed",
+    "ChannelStateChange",
+    "ChannelDialplan",
+    "ChannelCallerId",
+    "ChannelConnectedLine",
+    "ChannelHangupRequest",
+    "ChannelHold",
+    "ChannelUnhold",
+    "ChannelEnteredBridge",
+    "ChannelLeftBridge",
+    "BridgeCreated",
+    "BridgeDestroyed",
+    "BridgeMerged",
+    "Dial",
+    "StasisStart",
+    "StasisEnd",
+    "ApplicationReplaced",
+];
+
 /// ARI events (the `type` field). Each variant keeps the fields uapid uses.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type")]

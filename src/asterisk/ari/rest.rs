@@ -120,6 +120,19 @@ impl AriRest {
         self.get("/bridges").await
     }
 
+    /// Narrows an application's events to the types uapid reads
+    /// ([`TRACKED_EVENTS`](super::model::TRACKED_EVENTS)); with `subscribeAll` the rest
+    /// (ChannelVarset above all) would be most of the traffic.
+    pub async fn set_event_filter(&self, app: &str) -> Result<(), AriError> {
+        let allowed: Vec<serde_json::Value> = super::model::TRACKED_EVENTS
+            .iter()
+            .map(|t| serde_json::json!({ "type": t }))
+            .collect();
+        let body = serde_json::json!({ "allowed": allowed });
+        self.put_json(&format!("/applications/{app}/eventFilter"), &body)
+            .await
+    }
+
     pub async fn hangup(&self, channel_id: &str) -> Result<(), AriError> {
         self.delete(&format!("/channels/{channel_id}"), &[]).await
     }

@@ -129,10 +129,8 @@ async fn session(
     let _ = sink.send(AriNotice::Connected);
     while let Some(msg) = ws.next().await {
         match msg.map_err(|e| e.to_string())? {
-            WsMessage::Text(t) => {
-                if sink.send(AriNotice::Text(t.to_string())).is_err() {
-                    return Ok(());
-                }
+            WsMessage::Text(t) if sink.send(AriNotice::Text(t.to_string())).is_err() => {
+                return Ok(())
             }
             WsMessage::Close(_) => return Ok(()),
             _ => {}

@@ -1,0 +1,316 @@
+//! The tracker and projection on event sequences recorded from the sandbox PBX
+//! (`tests/fixtures/*.jsonl`, made by `tests/fixtures/record.sh`).
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::tracker::{Input, Scope, Tracker};
+use super::{phone_call, PhoneCall};
+use crate::config::{Directory, Settings};
+use crate::record::read_fixture;
+
+fn tracker() -> Tracker {
+    Tracker::new(Arc::new(
+        Directory::build(&Settings::defaults().directory).unwrap(),
+    ))
+}
+
+fn fixture(name: &str) -> Vec<Input> {
+    let path = format!("{}/tests/fixtures/{name}.jsonl", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    read_fixture(&text).unwrap()
+}
+
+fn calls(t: &Tracker) -> Vec<PhoneCall> {
+    t.scope(Scope::All)
+        .iter()
+        .filter_map(|(_, id)| t.call(id))
+        .map(|c| phone_call(t, c, "http://x"))
+        .collect()
+}
+
+fn json(c: &PhoneCall) -> Value {
+    serde_json::to_value(c).unwrap()
+}
+
+fn status(c: &PhoneCall, ext: &str) -> Option<String> {
+    c.phone_call_view
+        .iter()
+        .find(|v| v.extension == ext)
+        .map(|v| v.status.clone())
+}
+
+/// Replays a fixture; after each input, records a summary of the calls when it changed.
+fn replay<T: PartialEq + std::fmt::Debug>(
+    name: &str,
+    summary: impl Fn(&Tracker) -> T,
+) -> (Tracker, Vec<T>) {
+    let mut t = tracker();
+    let mut seen: Vec<T> = Vec::new();
+    for input in fixture(name) {
+        t.apply(input);
+        let s = summary(&t);
+        if seen.last() != Some(&s) {
+            seen.push(s);
+        }
+    }
+    (t, seen)
+}
+
+fn statuses(t: &Tracker, a: &str, b: &str) -> Vec<(Option<String>, Option<String>)> {
+    calls(t)
+        .iter()
+        .map(|c| (status(c, a), status(c, b)))
+        .collect()
+}
+
+fn s(x: &str) -> Option<String> {
+    Some(x.to_string())
+}
+
+#[test]
+fn extension_call_goes_trying_ringing_answered_gone() {
+    let (t, seen) = replay("ext_call", |t| statuses(t, "0003*211", "0003*212"));
+    assert_eq!(
+        seen,
+        vec![
+            vec![],
+            vec![(s("2"), None)],   // 211 dialed, the dialplan runs
+            vec![(s("2"), s("2"))], // INVITE sent to 212
+            vec![(s("4"), s("3"))], // 212 rings
+            vec![(s("5"), s("5"))], // answered, bridged
+            vec![(s("5"), None)],   // 212's leg is gone, 211's is ending
+            vec![],                 // hung up
+        ]
+    );
+    assert_eq!(t.call_count(), 0);
+    assert!(t.synced());
+}
+
+#[test]
+fn extension_call_shape_while_answered() {
+    let mut t = tracker();
+    let mut answered: Option<PhoneCall> = None;
+    for input in fixture("ext_call") {
+        t.apply(input);
+        if let Some(c) = calls(&t)
+            .into_iter()
+            .find(|c| status(c, "0003*211").as_deref() == Some("5"))
+        {
+            answered.get_or_insert(c);
+        }
+    }
+    let c = json(&answered.expect("the call was answered"));
+    assert_eq!(c["extension"], "0003*211");
+    assert_eq!(c["ownerId"], "3");
+    assert_eq!(c["ownerName"], "Default Organization");
+    assert!(c["answered"].as_str().unwrap().ends_with("+00:00"));
+    let views = c["phoneCallView"].as_array().unwrap();
+    assert_eq!(views.len(), 2);
+    assert_eq!(views[0]["id"], "01");
+    assert_eq!(views[0]["extension"], "0003*211");
+    assert_eq!(views[0]["callerId"], "Dave Diaz <0003*212>");
+    assert_eq!(views[1]["id"], "02");
+    assert_eq!(views[1]["callerId"], "Carol Chen <0003*211>");
+    for v in views {
+        assert_eq!(v["flow"], "2");
+        assert_eq!(v["source"], serde_json::json!(["0003*211"]));
+        assert_eq!(v["destination"], serde_json::json!(["0003*212"]));
+        assert!(v.get("parked").is_none() && v.get("holder").is_none());
+    }
+    let id = c["id"].as_str().unwrap();
+    assert_eq!(id.len(), 20);
+    assert!(c["link"]["self"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("/uapi/phoneCalls/12/0003*211/{id}")));
+}
+
+#[test]
+fn outbound_public_call() {
+    let (_, seen) = replay("public_out", |t| {
+        calls(t)
+            .iter()
+            .map(|c| {
+                let v = &c.phone_call_view[0];
+                (
+                    c.phone_call_view.len(),
+                    v.status.clone(),
+                    v.flow.clone(),
+                    v.destination.clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    });
+    let dest = vec!["3235742879".to_string()];
+    assert!(
+        seen.contains(&vec![(1, "4".into(), "4".into(), dest.clone())]),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&vec![(1, "5".into(), "4".into(), dest)]),
+        "{seen:?}"
+    );
+    assert_eq!(seen.last().unwrap().len(), 0);
+}
+
+#[test]
+fn inbound_public_call() {
+    let (_, seen) = replay("public_in", |t| {
+        calls(t)
+            .iter()
+            .filter(|c| !c.phone_call_view.is_empty())
+            .map(|c| {
+                let v = &c.phone_call_view[0];
+                (
+                    c.extension.clone(),
+                    v.status.clone(),
+                    v.flow.clone(),
+                    v.source.clone(),
+                    v.caller_id.clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    });
+    let ringing = seen
+        .iter()
+        .flatten()
+        .find(|x| x.1 == "3")
+        .expect("212 rang");
+    assert_eq!(
+        ringing.0.as_deref(),
+        Some("0003*212"),
+        "the called extension is charged"
+    );
+    assert_eq!(ringing.2, "8");
+    assert_eq!(ringing.3, vec!["3235742879".to_string()]);
+    assert!(ringing.4.as_deref().unwrap().contains("<3235742879>"));
+    assert!(seen.iter().flatten().any(|x| x.1 == "5"));
+}
+
+#[test]
+fn parked_call_shows_parker_then_rings_back() {
+    let mut t = tracker();
+    let mut parked_view = None;
+    let mut ring_back = None;
+    let mut ids = std::collections::HashSet::new();
+    for input in fixture("park_timeout") {
+        t.apply(input);
+        for c in calls(&t) {
+            ids.insert(c.id.clone());
+            if let Some(v) = c.phone_call_view.iter().find(|v| v.parked.is_some()) {
+                parked_view.get_or_insert(v.clone());
+            }
+            if parked_view.is_some() && status(&c, "0003*211").as_deref() == Some("3") {
+                ring_back.get_or_insert(c.clone());
+            }
+        }
+    }
+    let v = parked_view.expect("a view showed the parked call");
+    assert_eq!(v.extension, "0003*211");
+    assert_eq!(v.parked_pos.as_deref(), Some("701"));
+    assert_eq!(v.parked_by.as_deref(), Some("0003*211"));
+    assert_eq!(v.status, "5");
+    let rb = ring_back.expect("the timeout rang the parker back");
+    assert!(
+        rb.phone_call_view.iter().all(|v| v.parked.is_none()),
+        "no longer parked: {rb:?}"
+    );
+    assert_eq!(
+        ids.len(),
+        1,
+        "the call kept one id through park and callback: {ids:?}"
+    );
+    assert_eq!(t.call_count(), 0);
+}
+
+#[test]
+fn snapshot_brings_back_a_call_in_progress() {
+    let mut t = tracker();
+    let mut first = None;
+    for input in fixture("snapshot") {
+        t.apply(input);
+        if first.is_none() && t.synced() {
+            first = calls(&t).into_iter().next();
+        }
+    }
+    let c = first.expect("the snapshot held a call");
+    assert_eq!(status(&c, "0003*211").as_deref(), Some("5"));
+    assert_eq!(status(&c, "0003*212").as_deref(), Some("5"));
+    assert!(c.answered.is_some(), "answer time from CDR(answer,u)");
+    assert_eq!(t.call_count(), 0);
+}
+
+#[test]
+fn reconnect_to_a_restarted_asterisk_forgets_dead_calls() {
+    let mut t = tracker();
+    for input in fixture("ext_call") {
+        let up = matches!(&input, Input::AriEvent(e) if matches!(**e, crate::asterisk::ari::Event::ChannelEnteredBridge { .. }));
+        t.apply(input);
+        if up && t.call_count() == 1 {
+            break;
+        }
+    }
+    assert_eq!(t.call_count(), 1);
+    t.apply(Input::AriDisconnected);
+    t.apply(Input::AriConnected);
+    assert!(!t.synced());
+    t.apply(Input::AriSnapshot {
+        channels: vec![],
+        bridges: vec![],
+    });
+    assert!(t.synced());
+    assert_eq!(t.call_count(), 0);
+    assert!(t.channels().next().is_none() && t.bridges().next().is_none());
+}
+
+#[test]
+fn a_stale_snapshot_does_not_revive_a_hung_up_channel() {
+    // Take the snapshot fixture's channels as a snapshot that was in flight while they
+    // were destroyed: their ChannelDestroyed events, applied first, must win.
+    let inputs = fixture("snapshot");
+    let (mut channels, mut bridges) = (vec![], vec![]);
+    let mut destroyed = vec![];
+    for i in inputs {
+        match i {
+            Input::AriSnapshot {
+                channels: c,
+                bridges: b,
+            } => {
+                channels = c;
+                bridges = b;
+            }
+            Input::AriEvent(e)
+                if matches!(*e, crate::asterisk::ari::Event::ChannelDestroyed { .. }) =>
+            {
+                destroyed.push(e)
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(channels.len(), 2);
+    let mut t = tracker();
+    t.apply(Input::AriConnected);
+    for e in destroyed {
+        t.apply(Input::AriEvent(e));
+    }
+    t.apply(Input::AriSnapshot { channels, bridges });
+    assert_eq!(t.call_count(), 0);
+}
+
+#[test]
+fn every_fixture_ends_empty_and_replays_the_same_twice() {
+    for name in [
+        "ext_call",
+        "public_out",
+        "public_in",
+        "park_timeout",
+        "snapshot",
+    ] {
+        let (t, a) = replay(name, |t| calls(t).iter().map(json).collect::<Vec<_>>());
+        assert_eq!(t.call_count(), 0, "{name}");
+        let (_, b) = replay(name, |t| calls(t).iter().map(json).collect::<Vec<_>>());
+        assert_eq!(a, b, "{name} replays deterministically");
+    }
+}
