@@ -47,10 +47,30 @@ pub fn sandbox_cmd(args: &[&str]) {
     assert!(st.success(), "docker/sandbox.sh {args:?} failed");
 }
 
-/// One test at a time per binary (an async lock: a failed test does not poison it).
-pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+/// Held while a test uses the shared PBX.
+pub struct Serial {
+    _file: std::fs::File,
+    _guard: tokio::sync::MutexGuard<'static, ()>,
+}
+
+/// One end-to-end test at a time on this machine: an async lock within the binary (a
+/// failed test does not poison it), and a file lock across processes, so test binaries
+/// run by several developers or tools at once do not share phones.
+pub async fn serial() -> Serial {
     static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    LOCK.lock().await
+    let guard = LOCK.lock().await;
+    let path = std::env::temp_dir().join("uapid-e2e.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .expect("lock file");
+    let file = tokio::task::spawn_blocking(move || file.lock().map(|_| file))
+        .await
+        .expect("lock task")
+        .expect("lock the e2e lock file");
+    Serial { _file: file, _guard: guard }
 }
 
 pub fn ari() -> AriRest {
