@@ -117,14 +117,19 @@ ensure_debootstrap() {
   fi
 }
 
+# build [--force|--quiet]
 build() {
-  local force=${1:-}
-  if [[ $force != --force ]] && is_built; then
-    say "root filesystem up to date: $root"
+  local opt=${1:-}
+  if [[ $opt != --force ]] && is_built; then
+    [[ $opt == --quiet ]] || say "root filesystem up to date: $root"
     return 0
   fi
   ensure_debootstrap
-  local tmp log
+  local tmp log old
+  # Trees left by a build that was killed (we hold the lock: none is in progress).
+  for old in "$sandbox_dir"/rootfs.build.* "$sandbox_dir"/rootfs.old.*; do
+    [[ -d $old ]] && remove_tree "$old"
+  done
   tmp=$(mktemp -d "$sandbox_dir/rootfs.build.XXXXXX")
   build_tmp=$tmp
   log=$sandbox_dir/build.log
@@ -179,7 +184,10 @@ asterisk_pid() {
 }
 
 ari_answers() {
-  curl -s -f -o /dev/null --max-time 2 -u "$ari_user:$ari_password" \
+  # The host's curl, or else the root's (it has one).
+  local curl=(curl)
+  command -v curl >/dev/null || curl=(chroot "$root" curl)
+  "${curl[@]}" -s -f -o /dev/null --max-time 2 -u "$ari_user:$ari_password" \
     "http://127.0.0.1:$ari_port/ari/asterisk/info" 2>/dev/null
 }
 
@@ -253,7 +261,7 @@ stop_asterisk() {
 cmd_start() {
   need_root
   take_lock
-  build
+  build --quiet
   local pid
   if pid=$(asterisk_pid) && answering; then
     say "already running (pid $pid); ARI :$ari_port and AMI :$ami_port answer"
@@ -339,8 +347,14 @@ cmd_sipp() {
     "$repo"/* | /tmp/*) ;;
     *) dir=$repo ;;
   esac
+  # SIPp's control socket (UDP 8888 and up) binds every address unless told otherwise.
+  local arg control=(-ci 127.0.0.1)
+  for arg in "$@"; do
+    [[ $arg == -ci ]] && control=()
+  done
   # Each exec keeps the pid: the caller's pid is SIPp's, signals reach it directly.
-  exec chroot "$root" /bin/sh -c 'cd "$1" && shift && exec /usr/bin/sipp "$@"' sipp "$dir" "$@"
+  exec chroot "$root" /bin/sh -c 'cd "$1" && shift && exec /usr/bin/sipp "$@"' sipp "$dir" \
+    "${control[@]}" "$@"
 }
 
 main() {
