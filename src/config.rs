@@ -68,6 +68,36 @@ pub struct AsteriskSettings {
     pub ami_addr: String,
     pub ami_user: String,
     pub ami_secret: Secret,
+    /// Where a transferred party or a click-to-call dials its destination.
+    #[serde(default = "default_dial_context")]
+    pub dial_context: String,
+    /// A context whose extension `<app>` runs `Stasis(<app>)` (`_[a-z].` → `Stasis(${EXTEN})`).
+    #[serde(default = "default_stasis_context")]
+    pub stasis_context: String,
+    /// A context whose `s` extension runs `VoiceMail(${UAPID_MAILBOX},u)`.
+    #[serde(default = "default_voicemail_context")]
+    pub voicemail_context: String,
+    #[serde(default = "default_parking_lot")]
+    pub parking_lot: String,
+    /// The context of the lot's spaces (res_parking.conf `context`).
+    #[serde(default = "default_parked_context")]
+    pub parked_context: String,
+}
+
+fn default_dial_context() -> String {
+    "phones".into()
+}
+fn default_stasis_context() -> String {
+    "uapid-stasis".into()
+}
+fn default_voicemail_context() -> String {
+    "uapid-voicemail".into()
+}
+fn default_parking_lot() -> String {
+    "default".into()
+}
+fn default_parked_context() -> String {
+    "parkedcalls".into()
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -208,7 +238,7 @@ impl Settings {
 }
 
 /// One extension of the directory, resolved.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Extension {
     pub number: String,
     pub user: u64,

@@ -8,6 +8,7 @@
 //! HTTP client ──▶ api (auth, parse, errors) ──▶ projection of the tracker's state
 //! ```
 
+pub mod actions;
 pub mod api;
 pub mod asterisk;
 pub mod calls;
@@ -88,7 +89,12 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     let ari = AriRest::new(&a.ari_url, &a.ari_user, a.ari_password.clone());
 
     let (input_tx, input_rx) = mpsc::unbounded_channel::<Input>();
-    let mut tasks = vec![tokio::spawn(run_tracker(tracker.clone(), input_rx))];
+    let (changes_tx, changes) = tokio::sync::watch::channel(0u64);
+    let mut tasks = vec![tokio::spawn(run_tracker(
+        tracker.clone(),
+        input_rx,
+        changes_tx,
+    ))];
 
     // ARI: websocket notices → parsed inputs; each connect triggers a snapshot.
     let (ari_tx, ari_rx) = mpsc::unbounded_channel();
@@ -122,7 +128,23 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         ami_tx,
     );
     tasks.push(ami_task);
-    tasks.push(tokio::spawn(forward_ami(ami_rx, input_tx, ami.clone())));
+    tasks.push(tokio::spawn(forward_ami(
+        ami_rx,
+        input_tx.clone(),
+        ami.clone(),
+    )));
+
+    // Actions, and the reaper that ends legs left alone in uapid's Stasis bridges.
+    let engine = Arc::new(actions::Engine::new(
+        ami.clone(),
+        ari.clone(),
+        tracker.clone(),
+        changes.clone(),
+        input_tx,
+        directory.clone(),
+        actions::PbxNames::from_settings(a),
+    ));
+    tasks.push(tokio::spawn(run_reaper(engine.clone(), changes)));
 
     let listener =
         std::net::TcpListener::bind(settings.listen).map_err(|source| StartError::Listen {
@@ -144,6 +166,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         tracker: tracker.clone(),
         tokens: api::auth::TokenStore::new(Duration::from_secs(settings.token_ttl_secs)),
         base_url: settings.base_url(addr),
+        engine,
     });
     let make = api::router(state).into_make_service();
     let handle = axum_server::Handle::new();
@@ -185,8 +208,13 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     })
 }
 
-/// The single owner of the tracker: applies inputs in order, a batch per write lock.
-async fn run_tracker(tracker: Arc<RwLock<Tracker>>, mut rx: mpsc::UnboundedReceiver<Input>) {
+/// The single owner of the tracker: applies inputs in order, a batch per write lock, and
+/// tells waiters (`changes`) after each batch.
+async fn run_tracker(
+    tracker: Arc<RwLock<Tracker>>,
+    mut rx: mpsc::UnboundedReceiver<Input>,
+    changes: tokio::sync::watch::Sender<u64>,
+) {
     let mut linkedid_warned = false;
     while let Some(first) = rx.recv().await {
         let mut t = tracker.write().unwrap_or_else(|e| e.into_inner());
@@ -197,12 +225,22 @@ async fn run_tracker(tracker: Arc<RwLock<Tracker>>, mut rx: mpsc::UnboundedRecei
                 Err(_) => break,
             }
         }
-        if t.linkedid_missing && !linkedid_warned {
+        let missing = t.linkedid_missing;
+        drop(t);
+        changes.send_modify(|v| *v = v.wrapping_add(1));
+        if missing && !linkedid_warned {
             linkedid_warned = true;
             tracing::warn!(
                 "ARI channel snapshots carry no linkedid: add `channelvars = CHANNEL(linkedid)` to ari.conf [general]"
             );
         }
+    }
+}
+
+async fn run_reaper(engine: Arc<actions::Engine>, mut changes: tokio::sync::watch::Receiver<u64>) {
+    let reaper = actions::hold::Reaper::default();
+    while changes.changed().await.is_ok() {
+        actions::hold::reap(&engine, &reaper).await;
     }
 }
 

@@ -1,5 +1,6 @@
 //! The HTTP face of uapid (axum): OAuth tokens, the PhoneCalls resource, health.
 
+pub mod actions;
 pub mod auth;
 pub mod error;
 pub mod list;
@@ -13,6 +14,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+
+use crate::actions::Engine;
 use axum::{Form, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
@@ -28,6 +31,7 @@ pub struct AppState {
     pub tracker: Arc<RwLock<Tracker>>,
     pub tokens: TokenStore,
     pub base_url: String,
+    pub engine: Arc<Engine>,
 }
 
 pub type Shared = Arc<AppState>;

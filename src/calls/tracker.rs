@@ -37,6 +37,21 @@ pub enum Input {
     /// An AMI event and when uapid received it (AMI events carry no time of their own).
     AmiEvent(Message, Time),
     AmiDisconnected,
+    /// What uapid itself did and Asterisk does not report.
+    Note(Note),
+}
+
+/// uapid's own facts about a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    /// `held` hears music on hold, put there by `holder`.
+    Held {
+        held: String,
+        holder: String,
+        at: Time,
+    },
+    /// `channel` is no longer held by uapid.
+    Unheld { channel: String },
 }
 
 /// Asterisk's channel states.
@@ -79,6 +94,9 @@ pub struct ChannelState {
     pub connected: CallerId,
     pub context: String,
     pub exten: String,
+    /// The dialplan application running now (`Dial`, `Stasis`, ...) and its data.
+    pub app: String,
+    pub app_data: String,
     pub created: Time,
     /// The PJSIP (or other technology's) resource, e.g. `0003_210`.
     pub endpoint: Option<String>,
@@ -88,8 +106,10 @@ pub struct ChannelState {
     pub bridge: Option<String>,
     pub ringing: Option<Time>,
     pub answered: Option<Time>,
-    /// Since when this channel holds its peer (ChannelHold).
+    /// Since when this channel holds its peer (ChannelHold, or uapid's OnHold).
     pub hold: Option<Time>,
+    /// Since when uapid keeps this channel on hold (music on hold), and who holds it.
+    pub held_by_uapid: Option<(Time, String)>,
     /// The channel that dialed this one (ARI Dial event).
     pub dialed_by: Option<String>,
     /// The number the dialing channel asked for, when this channel was dialed.
@@ -330,7 +350,38 @@ impl Tracker {
             }
             Input::AmiDisconnected => self.ami_up = false,
             Input::AmiEvent(m, at) => self.apply_ami(&m, at),
+            Input::Note(n) => self.apply_note(n),
         }
+    }
+
+    fn apply_note(&mut self, n: Note) {
+        match n {
+            Note::Held { held, holder, at } => {
+                if let Some(c) = self.channels.get_mut(&held) {
+                    c.held_by_uapid = Some((at, holder.clone()));
+                }
+                if let Some(c) = self.channels.get_mut(&holder) {
+                    c.hold.get_or_insert(at);
+                }
+            }
+            Note::Unheld { channel } => {
+                let holder = self
+                    .channels
+                    .get_mut(&channel)
+                    .and_then(|c| c.held_by_uapid.take())
+                    .map(|(_, h)| h);
+                if let Some(c) = holder.and_then(|h| self.channels.get_mut(&h)) {
+                    c.hold = None;
+                }
+            }
+        }
+    }
+
+    /// Whether a channel runs in the Stasis application `app` (uapid's ARI app).
+    pub fn in_stasis(&self, channel: &str, app: &str) -> bool {
+        self.channels.get(channel).is_some_and(|c| {
+            c.app == "Stasis" && c.app_data.split(',').next().map(str::trim) == Some(app)
+        })
     }
 
     fn touch(&mut self, id: &str) {
@@ -519,6 +570,8 @@ impl Tracker {
             connected: CallerId::default(),
             context: String::new(),
             exten: String::new(),
+            app: String::new(),
+            app_data: String::new(),
             created,
             endpoint: None,
             linkedid: linkedid.clone(),
@@ -527,6 +580,7 @@ impl Tracker {
             ringing: None,
             answered: None,
             hold: None,
+            held_by_uapid: None,
             dialed_by: None,
             dialed_number: None,
         });
@@ -537,6 +591,8 @@ impl Tracker {
         c.connected = ch.connected.clone();
         c.context = ch.dialplan.context.clone();
         c.exten = ch.dialplan.exten.clone();
+        c.app = ch.dialplan.app_name.clone();
+        c.app_data = ch.dialplan.app_data.clone();
         c.linkedid = linkedid;
         c.call = call_id.clone();
         let when = at.unwrap_or(created);
