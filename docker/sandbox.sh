@@ -276,10 +276,16 @@ cmd_start() {
     mkdir -p "$root/var/run/asterisk" "$root/var/log/asterisk" "$root/var/spool/asterisk" \
       "$root/var/lib/asterisk/keys"
     printf -- '--- %s start\n' "$(date -Is)" >>"$out_log"
-    # setsid: Asterisk must not die with the caller's terminal or process group; fd 9
-    # (our lock) must not stay open in it.
-    setsid chroot "$root" /usr/sbin/asterisk -C "$asterisk_conf" -f -n \
-      </dev/null >>"$out_log" 2>&1 9>&- &
+    # setsid: Asterisk must not die with the caller's terminal or process group. It
+    # keeps no descriptor of ours or of the caller's beyond 0-2 (a lock held open by it,
+    # ours or one the caller took with flock(1), would be held as long as it runs).
+    (
+      for fd in /proc/self/fd/*; do
+        fd=${fd##*/}
+        if ((fd > 2)); then eval "exec $fd>&-"; fi
+      done
+      exec setsid chroot "$root" /usr/sbin/asterisk -C "$asterisk_conf" -f -n
+    ) </dev/null >>"$out_log" 2>&1 &
     pid=$!
     echo "$pid" >"$pid_file"
     say "started Asterisk (pid $pid), waiting for ARI and AMI"
