@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod phone;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
