@@ -100,19 +100,25 @@ pub async fn unpark(
             parked.caller_number
         ),
     };
-    e.ami(
-        Message::new()
-            .with("Action", "Originate")
-            .with("Channel", dial_string(send_call_to))
-            .with("Context", &e.names.parked_context)
-            .with("Exten", &space)
-            .with("Priority", "1")
-            .with("Timeout", (wait.0 * 1000).to_string())
-            .with("CallerID", shown)
-            .with("ChannelId", new_channel_id())
-            .with("Async", "true"),
-    )
-    .await?;
+    // ARI's originate with the parked leg as originator: the new leg shares the call's
+    // linkedid from its first ring, so List shows it in the same call.
+    let timeout = wait.0.to_string();
+    let channel_id = new_channel_id();
+    e.ari
+        .post(
+            "/channels",
+            &[
+                ("endpoint", dial_string(send_call_to).as_str()),
+                ("context", &e.names.parked_context),
+                ("extension", &space),
+                ("priority", "1"),
+                ("callerId", &shown),
+                ("timeout", &timeout),
+                ("originator", &parked.id),
+                ("channelId", &channel_id),
+            ],
+        )
+        .await?;
     drop(guard);
     Ok(Done {
         call: plan.id.clone(),

@@ -51,19 +51,37 @@ pub fn router(state: Shared) -> Router {
             r = r
                 .route(
                     &format!("{prefix}/{{user}}/{{ext}}{slash}"),
-                    get(list_calls),
+                    get(list_calls)
+                        .put(actions::update_calls)
+                        .delete(actions::delete_calls),
                 )
                 .route(
                     &format!("{prefix}/{{user}}/{{ext}}/{{call}}{slash}"),
-                    get(list_call),
+                    get(list_call)
+                        .put(actions::update_call)
+                        .delete(actions::delete_call),
+                )
+                .route(
+                    &format!("{prefix}/{{user}}/simple{slash}"),
+                    post(actions::create_simple),
                 );
         }
     }
-    r.fallback(not_found).with_state(state)
+    r.fallback(not_found)
+        .method_not_allowed_fallback(not_allowed)
+        .with_state(state)
 }
 
 async fn not_found() -> ApiError {
     ApiError::not_found("no such resource")
+}
+
+async fn not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "request_not_implemented",
+        "this method is not available on this resource",
+    )
 }
 
 #[derive(Debug, Deserialize)]

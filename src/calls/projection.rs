@@ -244,7 +244,9 @@ fn view(
 
     // The other party as this extension's phone shows it (its connected line).
     let caller = match own {
-        Some(c) => format_caller_id(&c.connected),
+        // A leg uapid or the lot originated has no connected line until bridged: its
+        // caller id is what the phone shows.
+        Some(c) => format_caller_id(&c.connected).or_else(|| format_caller_id(&c.caller)),
         None => others.iter().find_map(|c| format_caller_id(&c.caller)),
     };
 

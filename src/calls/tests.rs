@@ -226,6 +226,51 @@ fn parked_call_shows_parker_then_rings_back() {
 }
 
 #[test]
+fn pickup_moves_the_call_to_the_picking_phone() {
+    // 211 calls 210; 212 picks it up (PickupChan). Asterisk sends a ChannelDialplan for
+    // 210's leg after its ChannelDestroyed: the leg must stay gone.
+    let (t, seen) = replay("pickup", |t| {
+        calls(t)
+            .iter()
+            .map(|c| {
+                let mut v: Vec<(String, String)> = c
+                    .phone_call_view
+                    .iter()
+                    .map(|v| (v.extension.clone(), v.status.clone()))
+                    .collect();
+                v.sort();
+                v
+            })
+            .collect::<Vec<_>>()
+    });
+    let s = |e: &str, st: &str| (e.to_string(), st.to_string());
+    assert!(
+        seen.contains(&vec![vec![s("0003*210", "3"), s("0003*211", "4")]]),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&vec![vec![s("0003*211", "5"), s("0003*212", "5")]]),
+        "211 and 212 on one call once picked up: {seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .flatten()
+            .flatten()
+            .filter(|(e, _)| e == "0003*210")
+            .count()
+            > 0
+            && !seen
+                .last()
+                .unwrap()
+                .iter()
+                .flatten()
+                .any(|(e, _)| e == "0003*210"),
+        "210 gone after the pickup"
+    );
+    assert_eq!(t.call_count(), 0);
+}
+
+#[test]
 fn snapshot_brings_back_a_call_in_progress() {
     let mut t = tracker();
     let mut first = None;

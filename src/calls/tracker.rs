@@ -101,6 +101,9 @@ pub struct ChannelState {
     /// The PJSIP (or other technology's) resource, e.g. `0003_210`.
     pub endpoint: Option<String>,
     pub linkedid: String,
+    /// The linkedid Asterisk last reported; differs from `linkedid` while the channel was
+    /// bridged into an older call and Asterisk's snapshots have not caught up.
+    reported_linkedid: String,
     /// The UAPI id of the call this channel belongs to.
     pub call: Arc<str>,
     pub bridge: Option<String>,
@@ -227,6 +230,10 @@ pub struct Tracker {
     by_user: HashMap<u64, BTreeSet<OrderKey>>,
     by_org: HashMap<u64, BTreeSet<OrderKey>>,
     resync: Option<Resync>,
+    /// Channels and bridges recently destroyed: Asterisk can send an event for a channel
+    /// after its ChannelDestroyed (seen with PickupChan), which must not bring it back.
+    tombstones: HashSet<String>,
+    tombstone_order: std::collections::VecDeque<String>,
     /// Parked entries not yet confirmed by the ParkedCalls listing after an AMI login.
     parked_unconfirmed: Option<HashSet<String>>,
     pub ari_up: bool,
@@ -252,6 +259,8 @@ impl Tracker {
             by_user: HashMap::new(),
             by_org: HashMap::new(),
             resync: None,
+            tombstones: HashSet::new(),
+            tombstone_order: std::collections::VecDeque::new(),
             parked_unconfirmed: None,
             ari_up: false,
             ami_up: false,
@@ -384,6 +393,20 @@ impl Tracker {
         })
     }
 
+    /// How many destroyed ids are remembered.
+    const TOMBSTONES: usize = 65_536;
+
+    fn bury(&mut self, id: &str) {
+        if self.tombstones.insert(id.to_string()) {
+            self.tombstone_order.push_back(id.to_string());
+            if self.tombstone_order.len() > Self::TOMBSTONES {
+                if let Some(old) = self.tombstone_order.pop_front() {
+                    self.tombstones.remove(&old);
+                }
+            }
+        }
+    }
+
     fn touch(&mut self, id: &str) {
         if let Some(r) = &mut self.resync {
             r.touched.insert(id.to_string());
@@ -431,6 +454,7 @@ impl Tracker {
                 if let Some(r) = &mut self.resync {
                     r.gone.insert(channel.id.clone());
                 }
+                self.bury(&channel.id);
                 self.remove_channel(&channel.id);
             }
             Event::Dial {
@@ -486,6 +510,7 @@ impl Tracker {
                 if let Some(r) = &mut self.resync {
                     r.bridges_gone.insert(bridge.id.clone());
                 }
+                self.bury(&bridge.id);
                 self.remove_bridge(&bridge.id);
             }
             Event::ApplicationReplaced { .. } | Event::Other => {}
@@ -493,6 +518,9 @@ impl Tracker {
     }
 
     fn upsert_bridge(&mut self, b: &Bridge) {
+        if self.tombstones.contains(&b.id) {
+            return;
+        }
         if let Some(r) = &mut self.resync {
             r.bridges_touched.insert(b.id.clone());
         }
@@ -513,6 +541,13 @@ impl Tracker {
                 ch.bridge = Some(b.id.clone());
             }
         }
+        // A bridge snapshot may still list a channel already destroyed.
+        let channels = b
+            .channels
+            .iter()
+            .filter(|c| !self.tombstones.contains(*c))
+            .cloned()
+            .collect();
         self.bridges.insert(
             b.id.clone(),
             BridgeState {
@@ -520,9 +555,10 @@ impl Tracker {
                 class: b.bridge_class.clone(),
                 technology: b.technology.clone(),
                 name: b.name.clone(),
-                channels: b.channels.clone(),
+                channels,
             },
         );
+        self.merge_bridged(&b.id);
     }
 
     fn remove_bridge(&mut self, id: &str) {
@@ -539,8 +575,11 @@ impl Tracker {
 
     /// Inserts or refreshes a channel from an ARI snapshot; `at` is the event's time.
     fn upsert_channel(&mut self, ch: &Channel, at: Option<Time>) {
+        if self.tombstones.contains(&ch.id) {
+            return;
+        }
         let state = ChanState::parse(&ch.state);
-        let linkedid = match ch.linkedid() {
+        let reported = match ch.linkedid() {
             Some(l) => l.to_string(),
             None => {
                 self.linkedid_missing = true;
@@ -557,6 +596,10 @@ impl Tracker {
         let (old_call, prev) = match self.channels.get(&ch.id) {
             Some(c) => (Some(c.call.clone()), Some(c.clone())),
             None => (None, None),
+        };
+        let linkedid = match &prev {
+            Some(p) if p.reported_linkedid == reported => p.linkedid.clone(),
+            _ => reported.clone(),
         };
         let call_id: Arc<str> = match &prev {
             Some(p) if p.linkedid == linkedid => p.call.clone(),
@@ -575,6 +618,7 @@ impl Tracker {
             created,
             endpoint: None,
             linkedid: linkedid.clone(),
+            reported_linkedid: reported.clone(),
             call: call_id.clone(),
             bridge: None,
             ringing: None,
@@ -594,6 +638,7 @@ impl Tracker {
         c.app = ch.dialplan.app_name.clone();
         c.app_data = ch.dialplan.app_data.clone();
         c.linkedid = linkedid;
+        c.reported_linkedid = reported;
         c.call = call_id.clone();
         let when = at.unwrap_or(created);
         match state {
@@ -605,13 +650,21 @@ impl Tracker {
             }
             _ => {}
         }
-        let answered = c.answered;
         self.channels.insert(ch.id.clone(), c);
+        self.attach(&ch.id, old_call);
+    }
 
-        // Attach to the call (creating it), moving it when its linkedid changed.
+    /// Puts a channel into the call its `call` field names (creating the call), taking it
+    /// out of `old_call` when that differs.
+    fn attach(&mut self, id: &str, old_call: Option<Arc<str>>) {
+        let Some(c) = self.channels.get(id) else {
+            return;
+        };
+        let (call_id, linkedid, created, answered) =
+            (c.call.clone(), c.linkedid.clone(), c.created, c.answered);
         if let Some(old) = old_call.filter(|o| *o != call_id) {
             if let Some(oc) = self.calls.get_mut(&old) {
-                oc.channels.retain(|x| x != &ch.id);
+                oc.channels.retain(|x| x != id);
             }
             self.refresh_call(&old);
         }
@@ -620,7 +673,7 @@ impl Tracker {
             .entry(call_id.clone())
             .or_insert_with(|| CallState {
                 id: call_id.clone(),
-                linkedid: self.channels[&ch.id].linkedid.clone(),
+                linkedid,
                 channels: Vec::new(),
                 published: created,
                 origin: Party::Other(String::new()),
@@ -631,13 +684,46 @@ impl Tracker {
                 users: Vec::new(),
                 orgs: Vec::new(),
             });
-        if !call.channels.contains(&ch.id) {
-            call.channels.push(ch.id.clone());
+        if !call.channels.iter().any(|x| x == id) {
+            call.channels.push(id.to_string());
         }
         if let Some(a) = answered {
             call.answered = Some(call.answered.map_or(a, |x| x.min(a)));
         }
         self.refresh_call(&call_id);
+    }
+
+    /// Channels of different calls talking in one bridge become one call, the oldest,
+    /// as Asterisk's linkedid propagation makes them (its snapshots show it only later).
+    /// A parking lot's holding bridge joins nothing.
+    fn merge_bridged(&mut self, bridge: &str) {
+        let Some(b) = self.bridges.get(bridge) else {
+            return;
+        };
+        if b.class == "parking" || b.technology == "holding_bridge" {
+            return;
+        }
+        let members = b.channels.clone();
+        let oldest = members
+            .iter()
+            .filter_map(|c| self.channels.get(c))
+            .filter_map(|c| self.calls.get(&c.call))
+            .min_by(|x, y| x.published.cmp(&y.published).then_with(|| x.id.cmp(&y.id)))
+            .map(|c| (c.id.clone(), c.linkedid.clone()));
+        let Some((call, linkedid)) = oldest else {
+            return;
+        };
+        for m in members {
+            let Some(ch) = self.channels.get_mut(&m) else {
+                continue;
+            };
+            if ch.call == call {
+                continue;
+            }
+            let old = std::mem::replace(&mut ch.call, call.clone());
+            ch.linkedid = linkedid.clone();
+            self.attach(&m, Some(old));
+        }
     }
 
     fn remove_channel(&mut self, id: &str) {
@@ -833,7 +919,11 @@ impl Tracker {
             let answered_var = ch
                 .channelvars
                 .as_ref()
-                .and_then(|v| v.get(ANSWER_VAR).cloned().flatten())
+                .and_then(|v| {
+                    ANSWER_VARS
+                        .iter()
+                        .find_map(|k| v.get(*k).cloned().flatten())
+                })
                 .and_then(|s| parse_answer_time(&s, &ch.creationtime));
             self.upsert_channel(ch, answered_var.or_else(|| parse_time(&ch.creationtime)));
         }
@@ -902,8 +992,10 @@ impl Tracker {
     }
 }
 
-/// Channel variable (ari.conf `channelvars`) that gives the answer time after a restart.
-pub const ANSWER_VAR: &str = "CDR(answer,u)";
+/// Channel variables (ari.conf `channelvars`) that give the answer time after a restart,
+/// as Unix seconds: the sandbox's quiet `uapid-vars` dialplan helper, or `CDR(answer,u)`
+/// directly (which logs a CDR error for each new channel).
+pub const ANSWER_VARS: &[&str] = &["EVAL_EXTEN(uapid-vars,answered,1)", "CDR(answer,u)"];
 
 /// Reads the answer time variable (`2026-11-22 12:34:56` in the PBX's zone, or epoch
 /// seconds) using the zone of the channel's creation time.

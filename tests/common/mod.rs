@@ -72,7 +72,10 @@ pub async fn serial() -> Serial {
         .await
         .expect("lock task")
         .expect("lock the e2e lock file");
-    Serial { _file: file, _guard: guard }
+    Serial {
+        _file: file,
+        _guard: guard,
+    }
 }
 
 pub fn ari() -> AriRest {
@@ -171,7 +174,7 @@ fn spawn_sipp(what: String, ip: &str, port: u16, rtp: u16, args: &[String]) -> S
             "-max_rtp_port",
             &(rtp + 19).to_string(),
         ])
-        .args(["-nostdin", "-trace_err", "-error_file"])
+        .args(["-nostdin", "-aa", "-trace_err", "-error_file"])
         .arg(&err)
         .args(args)
         .stdin(Stdio::null())
@@ -424,6 +427,32 @@ impl Api {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
+    /// Any method with a JSON body → (status, body; Null when empty).
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::PUT, path, token, Some(body))
+            .await
+    }
+
     /// GET a listing that must succeed; returns its `entry` array.
     pub async fn calls(&self, path: &str, token: &str) -> Vec<Value> {
         let (status, body) = self.get(path, token).await;
@@ -453,6 +482,46 @@ impl Api {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
+}
+
+/// The channels of Asterisk whose names start with `prefix` (e.g. `PJSIP/0003_210-`).
+pub async fn channels_named(prefix: &str) -> Vec<uapid::asterisk::ari::Channel> {
+    ari()
+        .channels()
+        .await
+        .expect("ARI channels")
+        .into_iter()
+        .filter(|c| c.name.starts_with(prefix))
+        .collect()
+}
+
+/// Whether Asterisk has a bridge holding one channel of each prefix (checked over ARI).
+pub async fn bridged(a: &str, b: &str) -> bool {
+    let chans = ari().channels().await.expect("ARI channels");
+    let ids = |p: &str| {
+        chans
+            .iter()
+            .filter(|c| c.name.starts_with(p))
+            .map(|c| c.id.clone())
+            .collect::<Vec<_>>()
+    };
+    let (ia, ib) = (ids(a), ids(b));
+    ari()
+        .bridges()
+        .await
+        .expect("ARI bridges")
+        .iter()
+        .any(|br| {
+            br.channels.iter().any(|c| ia.contains(c)) && br.channels.iter().any(|c| ib.contains(c))
+        })
+}
+
+/// Waits until Asterisk bridges a channel of `a` with one of `b`.
+pub async fn wait_bridged(a: &str, b: &str) {
+    eventually(&format!("{a} bridged with {b} in Asterisk"), || async {
+        bridged(a, b).await.then_some(())
+    })
+    .await
 }
 
 /// The view of `ext` in a PhoneCall.

@@ -1,0 +1,775 @@
+//! End to end: the PhoneCall actions on calls made by the sandbox's ordinary dialplan,
+//! with the seeds' example bodies verbatim. Outcomes are checked in Asterisk (bridges, over
+//! ARI) and in uapid's List; the media checks live in e2e_media.rs.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+const ALICE_ALL: &str = "/uapi/phoneCalls/@me/@self";
+
+/// Starts uapid and a call from `from` (SIPp) to `to`, answered; returns the call's id.
+async fn answered_call(u: &Uapid, token: &str, from: &str, to: &str) -> (String, Vec<Sipp>) {
+    let mut agents = Vec::new();
+    if to.len() > 6 {
+        agents.push(public_answering(100));
+    } else {
+        agents.push(phone_answering(to, 100));
+    }
+    agents.push(dial_from_phone(from, to, 1));
+    let calls = u
+        .api
+        .wait_calls(ALICE_ALL, token, "the call answered", |c| {
+            c.len() == 1
+                && c[0]["phoneCallView"].as_array().is_some_and(|v| {
+                    v.iter()
+                        .all(|v| v["status"] == "5" && v.get("answered").is_some())
+                })
+                && c[0].get("answered").is_some()
+        })
+        .await;
+    (calls[0]["id"].as_str().unwrap().to_string(), agents)
+}
+
+fn code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("")
+}
+
+#[tokio::test]
+async fn park_seed_example_then_unpark_seed_example() {
+    let _g = serial().await;
+    sandbox();
+    hangup_all().await;
+    let u = start_uapid(test_settings()).await;
+    let alice = u.api.token_for("alice-app").await;
+    let (id, _agents) = answered_call(&u, &alice, "210", "3235742879").await;
+
+    // Seed 001, verbatim.
+    let path = format!("/uapi/phoneCalls/12/0003*210/{id}");
+    let (st, body) = u
+        .api
+        .put(
+            &path,
+            &alice,
+            json!({"action":"Park","maxInParking":"30","phoneCallViewId":"01"}),
+        )
+        .await;
+    assert_eq!(st, 202, "{body}");
+    assert_eq!(body[0]["id"], id.as_str());
+    assert_eq!(body[0]["extension"], "0003*210");
+    assert!(body[0]["link"]["self"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("/uapi/phoneCalls/12/0003*210/{id}")));
+
+    let calls = u
+        .api
+        .wait_calls(ALICE_ALL, &alice, "the public party parked", |c| {
+            c.len() == 1 && view(&c[0], "0003*210").is_some_and(|v| v.get("parked").is_some())
+        })
+        .await;
+    let v = view(&calls[0], "0003*210").unwrap();
+    assert_eq!(calls[0]["id"], id.as_str(), "same call");
+    assert_eq!(v["parkedPos"], "701");
+    assert_eq!(v["parkedBy"], "0003*210");
+    assert_eq!(v["destination"], json!(["3235742879"]));
+    // In Asterisk: the trunk's leg sits in the parking lot's bridge; 210's leg is gone.
+    eventually("the trunk leg in the parking bridge", || async {
+        let trunk = channels_named("PJSIP/trunk-").await;
+        let bridges = ari().bridges().await.unwrap();
+        let parked = bridges.iter().any(|b| {
+            b.bridge_class == "parking" && trunk.iter().any(|c| b.channels.contains(&c.id))
+        });
+        (parked && channels_named("PJSIP/0003_210-").await.is_empty()).then_some(())
+    })
+    .await;
+
+    // Wrong state: parking it again, holding it.
+    let (st, body) = u
+        .api
+        .put(
+            &path,
+            &alice,
+            json!({"action":"Park","phoneCallViewId":"01"}),
+        )
+        .await;
+    assert_eq!(
+        (st, code(&body)),
+        (409, "pc_phonecall_state_invalid"),
+        "{body}"
+    );
+
+    // Seed 000, verbatim: 0003*024 rings showing the callerId asked for, answers, and
+    // talks to the parked party.
+    let _bob = phone_answering("024", 2500);
+    let (st, body) = u
+        .api
+        .put(
+            &path,
+            &alice,
+            json!({"action":"UnPark","sendCallTo":"0003*024","callerId":"John Doe <42420042>","waitForPickup":"20","phoneCallViewId":"01"}),
+        )
+        .await;
+    assert_eq!(st, 202, "{body}");
+    assert_eq!(body["id"], id.as_str());
+    assert_eq!(body["extension"], "0003*210");
+    let calls = u
+        .api
+        .wait_calls(ALICE_ALL, &alice, "024 ringing in the parked call", |c| {
+            c.len() == 1 && status_of(&c[0], "0003*024").as_deref() == Some("3")
+        })
+        .await;
+    assert_eq!(
+        calls[0]["id"],
+        id.as_str(),
+        "the unparking phone rings within the same call"
+    );
+    assert_eq!(
+        view(&calls[0], "0003*024").unwrap()["callerId"],
+        "John Doe <42420042>"
+    );
+    wait_bridged("PJSIP/0003_024-", "PJSIP/trunk-").await;
+    let calls = u
+        .api
+        .wait_calls(
+            ALICE_ALL,
+            &alice,
+            "024 connected to the unparked call",
+            |c| {
+                c.len() == 1
+                    && status_of(&c[0], "0003*024").as_deref() == Some("5")
+                    && c[0]["phoneCallView"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .all(|v| v.get("parked").is_none())
+            },
+        )
+        .await;
+    assert_eq!(
+        calls[0]["id"],
+        id.as_str(),
+        "the unparked call keeps its id"
+    );
+    // UnPark of a call that is not parked.
+    let (st, body) = u
+        .api
+        .put(
+            &path,
+            &alice,
+            json!({"action":"UnPark","sendCallTo":"0003*211","phoneCallViewId":"01"}),
+        )
+        .await;
+    assert_eq!(
+        (st, code(&body)),
+        (409, "pc_phonecall_state_invalid"),
+        "{body}"
+    );
+    hangup_all().await;
+    u.api
+        .wait_calls(ALICE_ALL, &alice, "calls gone", |c| c.is_empty())
+        .await;
+    u.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn park_timeout_rings_the_parker_and_unanswered_unpark_leaves_it_parked() {
+    let _g = serial().await;
+    sandbox();
+    hangup_all().await;
+    let u = start_uapid(test_settings()).await;
+    let alice = u.api.token_for("alice-app").await;
+    let (id, _agents) = answered_call(&u, &alice, "210", "024").await;
+    let _back = phone_ringing("210"); // 210's phone, for the lot's callback
+    let path = format!("/uapi/phoneCalls/@me/0003*210/{id}");
+    let (st, body) = u
+        .api
+        .put(
+            &path,
+            &alice,
+            json!({"action":"Park","maxInParking":10,"phoneCallViewId":"01"}),
+        )
+        .await;
+    assert_eq!(st, 202, "{body}");
+    u.api
+        .wait_calls(ALICE_ALL, &alice, "parked", |c| {
+            c.len() == 1 && view(&c[0], "0003*210").is_some_and(|v| v["parkedPos"].is_string())
+        })
+        .await;
+
+    // Nobody answers at 211 within 2 s: the call stays parked, untouched.
+    let ringer = phone_ringing("211");
+    let (st, body) = u
+        .api
+        .put(
+            &path,
+            &alice,
+            json!({"action":"UnPark","sendCallTo":"211","waitForPickup":2,"phoneCallViewId":"01"}),
+        )
+        .await;
+    assert_eq!(st, 202, "{body}");
+    eventually("211 to ring", || async {
+        (!channels_named("PJSIP/0003_211-").await.is_empty()).then_some(())
+    })
+    .await;
+    eventually("211 to give up", || async {
+        channels_named("PJSIP/0003_211-")
+            .await
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    drop(ringer);
+    let calls = u.api.calls(ALICE_ALL, &alice).await;
+    assert_eq!(calls.len(), 1);
+    assert!(
+        view(&calls[0], "0003*210").unwrap()["parked"].is_string(),
+        "still parked: {}",
+        calls[0]
+    );
+
+    // maxInParking runs out: the lot rings 210 back.
+    let calls = u
+        .api
+        .wait_calls(ALICE_ALL, &alice, "the parker rung back", |c| {
+            c.len() == 1 && status_of(&c[0], "0003*210").as_deref() == Some("3")
+        })
+        .await;
+    assert_eq!(calls[0]["id"], id.as_str());
+    assert!(view(&calls[0], "0003*210").unwrap().get("parked").is_none());
+    hangup_all().await;
+    u.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn pickup_seed_example() {
+    let _g = serial().await;
+    sandbox();
+    hangup_all().await;
+    let u = start_uapid(test_settings()).await;
+    let alice = u.api.token_for("alice-app").await;
+    let _alice_phone = phone_ringing("210");
+    let _bob_phone = phone_answering("024", 200);
+    let _carol = dial_from_phone("211", "210", 1);
+    let calls = u
+        .api
+        .wait_calls("/uapi/phoneCalls/@me/210", &alice, "210 ringing", |c| {
+            c.len() == 1 && status_of(&c[0], "0003*210").as_deref() == Some("3")
+        })
+        .await;
+    let id = calls[0]["id"].as_str().unwrap().to_string();
+    let path = format!("/uapi/phoneCalls/@me/0003*210/{id}");
+    // The view "01" is 211's (the caller); PickUp names the ringing extension's view.
+    let view_210 = view(&calls[0], "0003*210").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(view_210, "02");
+    let (st, body) = u
+        .api
+        .put(&path, &alice, json!({"action":"PickUp","sendCallTo":"0003*024","callerId":"John Doe <42420042>","waitForPickup":"20","phoneCallViewId":"01"}))
+        .await;
+    // View 01 is not ringing: a clear error, nothing touched.
+    assert_eq!(
+        (st, code(&body)),
+        (409, "pc_phonecall_state_invalid"),
+        "{body}"
+    );
+    let (st, body) = u
+        .api
+        .put(&path, &alice, json!({"action":"PickUp","sendCallTo":"0003*024","callerId":"John Doe <42420042>","waitForPickup":"20","phoneCallViewId":view_210}))
+        .await;
+    assert_eq!(st, 202, "{body}");
+    wait_bridged("PJSIP/0003_024-", "PJSIP/0003_211-").await;
+    eventually("210 to stop ringing", || async {
+        channels_named("PJSIP/0003_210-")
+            .await
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    let calls = u
+        .api
+        .wait_calls(ALICE_ALL, &alice, "024 on the call", |c| {
+            c.len() == 1 && status_of(&c[0], "0003*024").as_deref() == Some("5")
+        })
+        .await;
+    assert_eq!(
+        calls[0]["id"],
+        id.as_str(),
+        "picked up, the call keeps its id"
+    );
+    // 210 is no longer on the call: addressing the call through 210 finds nothing.
+    let again = json!({"action":"PickUp","sendCallTo":"0003*212","phoneCallViewId":"01"});
+    let (st, body) = u.api.put(&path, &alice, again.clone()).await;
+    assert_eq!((st, code(&body)), (400, "pc_phonecall_invalid"), "{body}");
+    // PickUp of a call that no longer rings.
+    let (st, body) = u
+        .api
+        .put(&format!("/uapi/phoneCalls/@me/@self/{id}"), &alice, again)
+        .await;
+    assert_eq!(
+        (st, code(&body)),
+        (409, "pc_phonecall_state_invalid"),
+        "{body}"
+    );
+    hangup_all().await;
+    u.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn hold_and_offhold_a_dialplan_call() {
+    let _g = serial().await;
+    sandbox();
+    hangup_all().await;
+    let u = start_uapid(test_settings()).await;
+    let alice = u.api.token_for("alice-app").await;
+    let (id, _agents) = answered_call(&u, &alice, "210", "024").await;
+    let path = format!("/uapi/phoneCalls/12/0003*210/{id}");
+    let (st, body) = u
+        .api
+        .put(
+            &path,
+            &alice,
+            json!({"action":"OffHold","phoneCallViewId":"01"}),
+        )
+        .await;
+    assert_eq!(
+        (st, code(&body)),
+        (409, "pc_phonecall_state_invalid"),
+        "not on hold yet: {body}"
+    );
+
+    let (st, body) = u
+        .api
+        .put(
+            &path,
+            &alice,
+            json!({"action":"OnHold","phoneCallViewId":"01"}),
+        )
+        .await;
+    assert_eq!(st, 202, "{body}");
+    let calls = u
+        .api
+        .wait_calls(ALICE_ALL, &alice, "on hold", |c| {
+            c.len() == 1 && view(&c[0], "0003*024").is_some_and(|v| v.get("onHold").is_some())
+        })
+        .await;
+    assert_eq!(calls[0]["id"], id.as_str());
+    assert_eq!(view(&calls[0], "0003*210").unwrap()["holder"], "1");
+    assert!(view(&calls[0], "0003*024").unwrap().get("holder").is_none());
+    assert!(
+        !bridged("PJSIP/0003_210-", "PJSIP/0003_024-").await,
+        "held: no longer bridged"
+    );
+    let (st, body) = u
+        .api
+        .put(
+            &path,
+            &alice,
+            json!({"action":"OnHold","phoneCallViewId":"01"}),
+        )
+        .await;
+    assert_eq!(
+        (st, code(&body)),
+        (409, "pc_phonecall_state_invalid"),
+        "{body}"
+    );
+
+    // Seed 003, verbatim body.
+    let (st, body) = u
+        .api
+        .put(
+            &path,
+            &alice,
+            json!({ "action": "OffHold", "phoneCallViewId": "01" }),
+        )
+        .await;
+    assert_eq!(st, 202, "{body}");
+    assert_eq!(body["id"], id.as_str());
+    wait_bridged("PJSIP/0003_210-", "PJSIP/0003_024-").await;
+    let calls = u
+        .api
+        .wait_calls(ALICE_ALL, &alice, "off hold", |c| {
+            c.len() == 1
+                && c[0]["phoneCallView"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|v| v.get("onHold").is_none() && v["status"] == "5")
+        })
+        .await;
+    assert_eq!(calls[0]["id"], id.as_str());
+
+    // One side hangs up: uapid ends the other, as Dial() would have.
+    let bob = channels_named("PJSIP/0003_024-").await;
+    ari().hangup(&bob[0].id).await.unwrap();
+    u.api
+        .wait_calls(ALICE_ALL, &alice, "the whole call to end", |c| c.is_empty())
+        .await;
+    eventually("no channel left", || async {
+        ari().channels().await.unwrap().is_empty().then_some(())
+    })
+    .await;
+    u.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn transfer_seed_example_to_a_public_number() {
+    let _g = serial().await;
+    sandbox();
+    hangup_all().await;
+    let u = start_uapid(test_settings()).await;
+    let alice = u.api.token_for("alice-app").await;
+    let (id, _agents) = answered_call(&u, &alice, "210", "024").await;
+    let _public = public_answering(200);
+    let path = format!("/uapi/phoneCalls/12/0003*210/{id}");
+    // Error cases first: nothing changes.
+    let (st, body) = u
+        .api
+        .put(
+            &path,
+            &alice,
+            json!({"action":"Transfer","sendCallTo":"3235742879","transferFromNumber":"0003*212"}),
+        )
+        .await;
+    assert_eq!(
+        (st, code(&body)),
+        (400, "pc_transfer_from_number_invalid"),
+        "{body}"
+    );
+    let (st, body) = u
+        .api
+        .put(&path, &alice, json!({"action":"Transfer","sendCallTo":"3235742879","transferFromNumber":"0003*024","transferNumber":"0003*211"}))
+        .await;
+    assert_eq!(
+        (st, code(&body)),
+        (400, "pc_transfer_number_invalid"),
+        "{body}"
+    );
+    assert!(
+        bridged("PJSIP/0003_210-", "PJSIP/0003_024-").await,
+        "the call is untouched"
+    );
+
+    // Seed 004, verbatim: 024 hands 210 over to the public number and leaves.
+    let (st, body) = u
+        .api
+        .put(&path, &alice, json!({"action":"Transfer","sendCallTo":"3235742879","transferFromNumber":"0003*024","transferNumber":"0003*210"}))
+        .await;
+    assert_eq!(st, 202, "{body}");
+    assert_eq!(body["id"], id.as_str());
+    wait_bridged("PJSIP/0003_210-", "PJSIP/trunk-").await;
+    assert!(
+        channels_named("PJSIP/0003_024-").await.is_empty(),
+        "the transferring party left"
+    );
+    let calls = u
+        .api
+        .wait_calls(ALICE_ALL, &alice, "210 talking to the public number", |c| {
+            c.len() == 1
+                && status_of(&c[0], "0003*210").as_deref() == Some("5")
+                && view(&c[0], "0003*024").is_none()
+        })
+        .await;
+    assert_eq!(calls[0]["id"], id.as_str());
+    hangup_all().await;
+    u.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn transfer_to_voicemail_leaves_a_message() {
+    let _g = serial().await;
+    sandbox();
+    hangup_all().await;
+    let inbox = format!(
+        "{}/var/spool/asterisk/voicemail/0003/211/INBOX",
+        std::process::Command::new("bash")
+            .args([&format!("{REPO}/docker/sandbox.sh"), "root"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap()
+    );
+    let count = || {
+        std::fs::read_dir(&inbox)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "txt"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let before = count();
+    let u = start_uapid(test_settings()).await;
+    let alice = u.api.token_for("alice-app").await;
+    let (id, _agents) = answered_call(&u, &alice, "210", "024").await;
+    let path = format!("/uapi/phoneCalls/12/0003*210/{id}");
+    let (st, body) = u
+        .api
+        .put(
+            &path,
+            &alice,
+            json!({"action":"TransferToVoicemail","sendCallTo":"3235742879"}),
+        )
+        .await;
+    assert_eq!((st, code(&body)), (400, "pc_sendcallto_invalid"), "{body}");
+    let (st, body) = u
+        .api
+        .put(&path, &alice, json!({"action":"TransferToVoicemail","sendCallTo":"0003*211","transferFromNumber":"0003*024"}))
+        .await;
+    assert_eq!(st, 202, "{body}");
+    eventually("210 in VoiceMail", || async {
+        channels_named("PJSIP/0003_210-")
+            .await
+            .iter()
+            .any(|c| c.dialplan.app_name == "VoiceMail")
+            .then_some(())
+    })
+    .await;
+    assert!(
+        channels_named("PJSIP/0003_024-").await.is_empty(),
+        "024 left"
+    );
+    // 210's phone keeps sending its tone; hang up after the beep and some audio.
+    eventually("the recording to start", || async {
+        let out = std::process::Command::new("bash")
+            .args([
+                &format!("{REPO}/docker/sandbox.sh"),
+                "rx",
+                "core show channels verbose",
+            ])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .contains("VoiceMail")
+            .then_some(())
+    })
+    .await;
+    // Let it record past minsecs (1 s): wait until the message's tmp file grows.
+    eventually("audio to be recorded", || async {
+        let dir = std::fs::read_dir(format!("{inbox}/../tmp")).ok()?;
+        let bytes: u64 = dir
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        (bytes > 8000).then_some(())
+    })
+    .await;
+    hangup_all().await;
+    eventually("a message file in 211's inbox", || async {
+        (count() > before).then_some(())
+    })
+    .await;
+    u.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn simple_call_and_hangup() {
+    let _g = serial().await;
+    sandbox();
+    hangup_all().await;
+    let u = start_uapid(test_settings()).await;
+    let alice = u.api.token_for("alice-app").await;
+    let _phone = phone_answering("210", 300);
+    let _public = public_answering(200);
+    let body = json!({"extension":"0003*210","phoneCallView":[{"source":["0003*210"],"destination":["3235742879"],"callerId":"John Doe <4242425>"}]});
+    let (st, resp) = u
+        .api
+        .send(
+            reqwest::Method::POST,
+            "/uapi/phoneCalls/@me/simple?waitForPickup=20",
+            &alice,
+            Some(body),
+        )
+        .await;
+    assert_eq!(st, 202, "{resp}");
+    let id = resp[0]["id"].as_str().unwrap().to_string();
+    let calls = u
+        .api
+        .wait_calls(ALICE_ALL, &alice, "the click-to-call connected", |c| {
+            c.len() == 1
+                && c[0]["id"] == id.as_str()
+                && status_of(&c[0], "0003*210").as_deref() == Some("5")
+                && view(&c[0], "0003*210").unwrap()["destination"] == json!(["3235742879"])
+        })
+        .await;
+    assert_eq!(view(&calls[0], "0003*210").unwrap()["flow"], "4");
+    wait_bridged("PJSIP/0003_210-", "PJSIP/trunk-").await;
+
+    // Bad input creates nothing.
+    let (st, resp) = u
+        .api
+        .send(
+            reqwest::Method::POST,
+            "/uapi/phoneCalls/@me/simple",
+            &alice,
+            Some(json!({"extension":"0003*024","phoneCallView":[{"destination":["211"]}]})),
+        )
+        .await;
+    assert_eq!(st, 403, "Bob's phone: {resp}");
+    let (st, resp) = u
+        .api
+        .send(
+            reqwest::Method::POST,
+            "/uapi/phoneCalls/@me/simple",
+            &alice,
+            Some(json!({"extension":"0003*210","phoneCallView":[{"destination":["x1"]}]})),
+        )
+        .await;
+    assert_eq!((st, code(&resp)), (400, "pc_destination_invalid"));
+
+    // Hang up by id; then nothing is left to hang up.
+    let path = format!("/uapi/phoneCalls/@me/0003*210/{id}");
+    let (st, resp) = u
+        .api
+        .send(reqwest::Method::DELETE, &path, &alice, None)
+        .await;
+    assert_eq!(st, 202, "{resp}");
+    assert_eq!(resp[0]["id"], id.as_str());
+    u.api
+        .wait_calls(ALICE_ALL, &alice, "gone", |c| c.is_empty())
+        .await;
+    let (st, _) = u
+        .api
+        .send(
+            reqwest::Method::DELETE,
+            "/uapi/phoneCalls/@me/0003*210",
+            &alice,
+            None,
+        )
+        .await;
+    assert_eq!(st, 204);
+    u.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn all_calls_form_conflicts_and_bad_input() {
+    let _g = serial().await;
+    sandbox();
+    hangup_all().await;
+    let u = start_uapid(test_settings()).await;
+    let alice = u.api.token_for("alice-app").await;
+    let bob = u.api.token_for("bob-app").await;
+
+    // No call: 204.
+    let (st, _) = u
+        .api
+        .put(
+            "/uapi/phoneCalls/@me/0003*210",
+            &alice,
+            json!({"action":"Park"}),
+        )
+        .await;
+    assert_eq!(st, 204);
+    let (id, _agents) = answered_call(&u, &alice, "210", "024").await;
+    let path = format!("/uapi/phoneCalls/@me/0003*210/{id}");
+
+    // Bad input: the UAPI error, the call untouched.
+    for (body, want) in [
+        (
+            json!({"action":"Park","maxInParking":"5","phoneCallViewId":"01"}),
+            "pc_parktimeout_invalid",
+        ),
+        (
+            json!({"action":"Park","phoneCallViewId":"07"}),
+            "pc_phonecallview_invalid",
+        ),
+        (
+            json!({"action":"UnPark","sendCallTo":"0003*024","waitForPickup":"0","phoneCallViewId":"01"}),
+            "pc_timeout_invalid",
+        ),
+        (
+            json!({"action":"UnPark","sendCallTo":"0003*024","callerId":"nobody","phoneCallViewId":"01"}),
+            "pc_callerid_invalid",
+        ),
+        (
+            json!({"action":"PickUp","sendCallTo":"3235742879","phoneCallViewId":"01"}),
+            "pc_sendcallto_invalid",
+        ),
+        (json!({"action":"Fly"}), "pc_action_invalid"),
+    ] {
+        let (st, resp) = u.api.put(&path, &alice, body.clone()).await;
+        assert_eq!((st, code(&resp)), (400, want), "{body} → {resp}");
+    }
+    let (st, resp) = u
+        .api
+        .put(
+            "/uapi/phoneCalls/@me/0003*210/deadbeef",
+            &alice,
+            json!({"action":"OnHold","phoneCallViewId":"01"}),
+        )
+        .await;
+    assert_eq!((st, code(&resp)), (400, "pc_phonecall_invalid"));
+    let (st, _) = u
+        .api
+        .put(
+            &format!("/uapi/phoneCalls/@me/0003*024/{id}"),
+            &alice,
+            json!({"action":"OnHold","phoneCallViewId":"01"}),
+        )
+        .await;
+    assert_eq!(st, 403, "someone else's extension");
+    let resp = u
+        .api
+        .http
+        .put(format!("{}{path}", u.api.base))
+        .bearer_auth(&alice)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert!(
+        bridged("PJSIP/0003_210-", "PJSIP/0003_024-").await,
+        "the call is untouched"
+    );
+
+    // Two conflicting actions at once: one wins, the other gets a clear error.
+    let hold = json!({"action":"OnHold","phoneCallViewId":"01"});
+    let bob_path = format!("/uapi/phoneCalls/@me/0003*024/{id}");
+    let ((s1, b1), (s2, b2)) = tokio::join!(
+        u.api.put(&path, &alice, hold.clone()),
+        u.api.put(
+            &bob_path,
+            &bob,
+            json!({"action":"OnHold","phoneCallViewId":"02"})
+        )
+    );
+    let mut statuses = [s1, s2];
+    statuses.sort();
+    assert_eq!(statuses, [202, 409], "{b1} / {b2}");
+    let loser = if s1 == 409 { &b1 } else { &b2 };
+    assert!(
+        ["pc_phonecall_busy", "pc_phonecall_state_invalid"].contains(&code(loser)),
+        "{loser}"
+    );
+    u.api
+        .wait_calls(ALICE_ALL, &alice, "one hold", |c| {
+            c.len() == 1
+                && c[0]["phoneCallView"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|v| v.get("holder").is_some())
+                    .count()
+                    == 1
+        })
+        .await;
+
+    // The all-calls form: every call of 210 off hold, an array back.
+    let (st, resp) = u
+        .api
+        .put(
+            "/uapi/phoneCalls/@me/0003*210",
+            &alice,
+            json!({"action":"OffHold"}),
+        )
+        .await;
+    assert_eq!(st, 202, "{resp}");
+    assert_eq!(resp[0]["id"], id.as_str());
+    wait_bridged("PJSIP/0003_210-", "PJSIP/0003_024-").await;
+    hangup_all().await;
+    u.running.shutdown().await;
+}
