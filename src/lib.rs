@@ -35,6 +35,8 @@ pub struct Running {
     pub ami: AmiClient,
     pub ari: AriRest,
     server: axum_server::Handle<SocketAddr>,
+    stop_ws: tokio::sync::watch::Sender<bool>,
+    ws_task: JoinHandle<()>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -42,6 +44,15 @@ impl Running {
     /// Stops serving (open requests get a moment to finish) and drops the Asterisk links.
     pub async fn shutdown(self) {
         self.server.graceful_shutdown(Some(Duration::from_secs(5)));
+        // Close the ARI websocket cleanly before anything else goes.
+        self.stop_ws.send_replace(true);
+        let mut ws = self.ws_task;
+        if tokio::time::timeout(Duration::from_secs(3), &mut ws)
+            .await
+            .is_err()
+        {
+            ws.abort();
+        }
         for t in &self.tasks {
             t.abort();
         }
@@ -104,8 +115,8 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         password: a.ari_password.clone(),
         app: a.app.clone(),
     };
-    let (_ari_up, ws_task) = asterisk::ari::ws::spawn(ws_cfg, ari_tx);
-    tasks.push(ws_task);
+    let (stop_ws, stop) = tokio::sync::watch::channel(false);
+    let (_ari_up, ws_task) = asterisk::ari::ws::spawn_stoppable(ws_cfg, ari_tx, stop);
     tasks.push(tokio::spawn(forward_ari(
         ari_rx,
         input_tx.clone(),
@@ -204,6 +215,8 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         ami,
         ari,
         server: handle,
+        stop_ws,
+        ws_task,
         tasks,
     })
 }

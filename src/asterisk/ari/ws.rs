@@ -76,22 +76,44 @@ pub fn spawn(
     cfg: AriWsConfig,
     sink: mpsc::UnboundedSender<AriNotice>,
 ) -> (watch::Receiver<bool>, tokio::task::JoinHandle<()>) {
+    // No stop signal: the task runs until aborted.
+    let (_, stop) = watch::channel(false);
+    spawn_stoppable(cfg, sink, stop)
+}
+
+/// Like [`spawn`]; setting `stop` to true closes the websocket cleanly (a Close frame,
+/// and Asterisk's answer awaited briefly) and ends the task. A clean close matters: a
+/// new connection for the same application must not race the old one's teardown.
+pub fn spawn_stoppable(
+    cfg: AriWsConfig,
+    sink: mpsc::UnboundedSender<AriNotice>,
+    stop: watch::Receiver<bool>,
+) -> (watch::Receiver<bool>, tokio::task::JoinHandle<()>) {
     let (tx, rx) = watch::channel(false);
-    let task = tokio::spawn(run(cfg, sink, tx));
+    let task = tokio::spawn(run(cfg, sink, tx, stop));
     (rx, task)
+}
+
+/// Resolves once `stop` says true (or its sender is gone for good).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    if stop.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 async fn run(
     cfg: AriWsConfig,
     sink: mpsc::UnboundedSender<AriNotice>,
     connected: watch::Sender<bool>,
+    mut stop: watch::Receiver<bool>,
 ) {
     let mut backoff = Duration::from_millis(200);
     loop {
-        if sink.is_closed() {
+        let stop_now = *stop.borrow();
+        if sink.is_closed() || stop_now {
             return;
         }
-        match session(&cfg, &sink, &connected).await {
+        match session(&cfg, &sink, &connected, &mut stop).await {
             Ok(()) => backoff = Duration::from_millis(200),
             Err(e) => tracing::debug!("ARI websocket: {e}"),
         }
@@ -100,7 +122,10 @@ async fn run(
             connected.send_replace(false);
             let _ = sink.send(AriNotice::Disconnected);
         }
-        tokio::time::sleep(backoff).await;
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stopped(&mut stop) => return,
+        }
         backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
@@ -109,6 +134,7 @@ async fn session(
     cfg: &AriWsConfig,
     sink: &mpsc::UnboundedSender<AriNotice>,
     connected: &watch::Sender<bool>,
+    stop: &mut watch::Receiver<bool>,
 ) -> Result<(), String> {
     let mut req = events_url(cfg)
         .into_client_request()
@@ -127,7 +153,19 @@ async fn session(
     tracing::info!(app = %cfg.app, "ARI websocket connected");
     connected.send_replace(true);
     let _ = sink.send(AriNotice::Connected);
-    while let Some(msg) = ws.next().await {
+    loop {
+        let msg = tokio::select! {
+            m = ws.next() => m,
+            _ = stopped(stop) => {
+                let _ = ws.close(None).await;
+                let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                    while let Some(Ok(_)) = ws.next().await {}
+                })
+                .await;
+                return Ok(());
+            }
+        };
+        let Some(msg) = msg else { return Ok(()) };
         match msg.map_err(|e| e.to_string())? {
             WsMessage::Text(t) if sink.send(AriNotice::Text(t.to_string())).is_err() => {
                 return Ok(())
@@ -136,7 +174,6 @@ async fn session(
             _ => {}
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]
