@@ -243,6 +243,16 @@ fn tracker_section(quick: bool) -> Value {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(i) = args.iter().position(|a| a == "--tracker-events") {
+        // For profilers: only the replay.
+        let n: usize = args
+            .get(i + 1)
+            .and_then(|n| n.parse().ok())
+            .expect("--tracker-events CALLS");
+        let (eps, events) = events_per_second(n);
+        println!("{events} events: {eps:.0} events/s");
+        return;
+    }
     if let Some(i) = args.iter().position(|a| a == "--tracker-size") {
         let n: usize = args
             .get(i + 1)

@@ -92,7 +92,6 @@ pub struct ChannelState {
     pub state: ChanState,
     pub caller: CallerId,
     pub connected: CallerId,
-    pub context: String,
     pub exten: String,
     /// The dialplan application running now (`Dial`, `Stasis`, ...) and its data.
     pub app: String,
@@ -101,9 +100,9 @@ pub struct ChannelState {
     /// The PJSIP (or other technology's) resource, e.g. `0003_210`.
     pub endpoint: Option<String>,
     pub linkedid: String,
-    /// The linkedid Asterisk last reported; differs from `linkedid` while the channel was
-    /// bridged into an older call and Asterisk's snapshots have not caught up.
-    reported_linkedid: String,
+    /// The linkedid Asterisk last reported, when it differs from `linkedid`: the channel
+    /// was bridged into an older call and Asterisk's snapshots have not caught up.
+    reported_linkedid: Option<String>,
     /// The UAPI id of the call this channel belongs to.
     pub call: Arc<str>,
     pub bridge: Option<String>,
@@ -415,16 +414,9 @@ impl Tracker {
 
     fn apply_ari(&mut self, ev: Event) {
         match ev {
-            Event::ChannelCreated { channel, timestamp } => {
-                self.touch(&channel.id);
-                let at = parse_time(&timestamp);
-                self.upsert_channel(&channel, at);
-            }
-            Event::ChannelStateChange { channel, timestamp } => {
-                self.touch(&channel.id);
-                self.upsert_channel(&channel, parse_time(&timestamp));
-            }
-            Event::ChannelDialplan { channel, timestamp }
+            Event::ChannelCreated { channel, timestamp }
+            | Event::ChannelStateChange { channel, timestamp }
+            | Event::ChannelDialplan { channel, timestamp }
             | Event::ChannelCallerId { channel, timestamp }
             | Event::ChannelConnectedLine { channel, timestamp }
             | Event::ChannelHangupRequest { channel, timestamp }
@@ -433,20 +425,21 @@ impl Tracker {
             }
             | Event::StasisEnd { channel, timestamp } => {
                 self.touch(&channel.id);
-                self.upsert_channel(&channel, parse_time(&timestamp));
+                self.upsert_channel(channel, parse_time(&timestamp));
             }
             Event::ChannelHold { channel, timestamp } => {
                 self.touch(&channel.id);
-                let at = parse_time(&timestamp);
-                self.upsert_channel(&channel, at);
-                if let (Some(c), Some(at)) = (self.channels.get_mut(&channel.id), at) {
+                let (id, at) = (channel.id.clone(), parse_time(&timestamp));
+                self.upsert_channel(channel, at);
+                if let (Some(c), Some(at)) = (self.channels.get_mut(&id), at) {
                     c.hold.get_or_insert(at);
                 }
             }
             Event::ChannelUnhold { channel, timestamp } => {
                 self.touch(&channel.id);
-                self.upsert_channel(&channel, parse_time(&timestamp));
-                if let Some(c) = self.channels.get_mut(&channel.id) {
+                let id = channel.id.clone();
+                self.upsert_channel(channel, parse_time(&timestamp));
+                if let Some(c) = self.channels.get_mut(&id) {
                     c.hold = None;
                 }
             }
@@ -464,34 +457,31 @@ impl Tracker {
                 ..
             } => {
                 self.touch(&peer.id);
-                self.upsert_channel(&peer, parse_time(&timestamp));
-                if let Some(caller) = caller {
-                    if let Some(p) = self.channels.get_mut(&peer.id) {
-                        p.dialed_by.get_or_insert(caller.id);
-                        if !caller.dialplan.exten.is_empty() {
-                            p.dialed_number.get_or_insert(caller.dialplan.exten);
-                        }
+                let id = peer.id.clone();
+                self.upsert_channel(peer, parse_time(&timestamp));
+                let Some(caller) = caller else { return };
+                let Some(p) = self.channels.get_mut(&id) else {
+                    return;
+                };
+                if p.dialed_by.is_none() {
+                    p.dialed_by = Some(caller.id);
+                    if !caller.dialplan.exten.is_empty() {
+                        p.dialed_number = Some(caller.dialplan.exten);
                     }
-                    self.refresh_call_of(&peer.id);
+                    self.refresh_call_of(&id);
                 }
             }
             Event::ChannelEnteredBridge {
                 bridge,
                 channel,
                 timestamp,
-            } => {
-                if let Some(ch) = &channel {
-                    self.touch(&ch.id);
-                    self.upsert_channel(ch, parse_time(&timestamp));
-                }
-                self.upsert_bridge(&bridge);
             }
-            Event::ChannelLeftBridge {
+            | Event::ChannelLeftBridge {
                 bridge,
                 channel,
                 timestamp,
             } => {
-                if let Some(ch) = &channel {
+                if let Some(ch) = channel {
                     self.touch(&ch.id);
                     self.upsert_channel(ch, parse_time(&timestamp));
                 }
@@ -574,84 +564,116 @@ impl Tracker {
     }
 
     /// Inserts or refreshes a channel from an ARI snapshot; `at` is the event's time.
-    fn upsert_channel(&mut self, ch: &Channel, at: Option<Time>) {
+    /// Inserts or refreshes a channel from an ARI snapshot; `at` is the event's time. The
+    /// snapshot is taken by value: its strings move into the state. The call is
+    /// recomputed only when something it derives from changed.
+    fn upsert_channel(&mut self, ch: Channel, at: Option<Time>) {
         if self.tombstones.contains(&ch.id) {
             return;
         }
         let state = ChanState::parse(&ch.state);
-        let reported = match ch.linkedid() {
-            Some(l) => l.to_string(),
-            None => {
-                self.linkedid_missing = true;
-                // Without the linkedid, a dialed channel joins the call that dialed it.
-                self.channels
-                    .get(&ch.id)
-                    .map(|c| c.linkedid.clone())
-                    .unwrap_or_else(|| ch.id.clone())
-            }
-        };
-        let created = parse_time(&ch.creationtime)
+        if ch.linkedid().is_none() {
+            self.linkedid_missing = true;
+        }
+        let Channel {
+            id,
+            name,
+            caller,
+            connected,
+            dialplan,
+            creationtime,
+            channelvars,
+            ..
+        } = ch;
+        let created = parse_time(&creationtime)
             .or(at)
             .unwrap_or_else(|| DateTime::UNIX_EPOCH.fixed_offset());
-        let (old_call, prev) = match self.channels.get(&ch.id) {
-            Some(c) => (Some(c.call.clone()), Some(c.clone())),
-            None => (None, None),
-        };
-        let linkedid = match &prev {
-            Some(p) if p.reported_linkedid == reported => p.linkedid.clone(),
-            _ => reported.clone(),
-        };
-        let call_id: Arc<str> = match &prev {
-            Some(p) if p.linkedid == linkedid => p.call.clone(),
-            _ => Arc::from(phone_call_id(&linkedid)),
-        };
-        let mut c = prev.unwrap_or_else(|| ChannelState {
-            id: ch.id.clone(),
-            name: ch.name.clone(),
-            state,
-            caller: CallerId::default(),
-            connected: CallerId::default(),
-            context: String::new(),
-            exten: String::new(),
-            app: String::new(),
-            app_data: String::new(),
-            created,
-            endpoint: None,
-            linkedid: linkedid.clone(),
-            reported_linkedid: reported.clone(),
-            call: call_id.clone(),
-            bridge: None,
-            ringing: None,
-            answered: None,
-            hold: None,
-            held_by_uapid: None,
-            dialed_by: None,
-            dialed_number: None,
-        });
-        c.name = ch.name.clone();
-        c.endpoint = channel_endpoint(&ch.name).map(|(_, r)| r.to_string());
-        c.state = state;
-        c.caller = ch.caller.clone();
-        c.connected = ch.connected.clone();
-        c.context = ch.dialplan.context.clone();
-        c.exten = ch.dialplan.exten.clone();
-        c.app = ch.dialplan.app_name.clone();
-        c.app_data = ch.dialplan.app_data.clone();
-        c.linkedid = linkedid;
-        c.reported_linkedid = reported;
-        c.call = call_id.clone();
         let when = at.unwrap_or(created);
+        // Stasis' data names the application; other applications' data is not kept.
+        let app_data = if dialplan.app_name == "Stasis" {
+            dialplan.app_data
+        } else {
+            String::new()
+        };
+        let reported = channelvars.linkedid.filter(|l| !l.is_empty());
+
+        let Some(c) = self.channels.get_mut(&id) else {
+            // New: without a linkedid, the channel is a call of its own.
+            let linkedid = reported.unwrap_or_else(|| id.clone());
+            let call: Arc<str> = Arc::from(phone_call_id(&linkedid));
+            let c = ChannelState {
+                id: id.clone(),
+                endpoint: channel_endpoint(&name).map(|(_, r)| r.to_string()),
+                name,
+                state,
+                caller,
+                connected,
+                exten: dialplan.exten,
+                app: dialplan.app_name,
+                app_data,
+                created,
+                reported_linkedid: None,
+                linkedid,
+                call,
+                bridge: None,
+                ringing: (state == ChanState::Ringing).then_some(when),
+                answered: (state == ChanState::Up).then_some(when),
+                hold: None,
+                held_by_uapid: None,
+                dialed_by: None,
+                dialed_number: None,
+            };
+            self.channels.insert(id.clone(), c);
+            self.attach(&id, None);
+            return;
+        };
+
+        // The linkedid changes when Asterisk says so; a channel merged into an older call
+        // by bridging keeps that call while the snapshots still say the old one.
+        let mut moved_from = None;
+        if let Some(r) = reported {
+            let known = c.reported_linkedid.as_deref().unwrap_or(&c.linkedid);
+            if r != known {
+                if r != c.linkedid {
+                    let call: Arc<str> = Arc::from(phone_call_id(&r));
+                    moved_from = Some(std::mem::replace(&mut c.call, call));
+                    c.linkedid = r.clone();
+                }
+                c.reported_linkedid = (r != c.linkedid).then_some(r);
+            }
+        }
+        let mut changed =
+            c.state != state || c.exten != dialplan.exten || c.caller.number != caller.number;
+        if c.name != name {
+            c.endpoint = channel_endpoint(&name).map(|(_, r)| r.to_string());
+            c.name = name;
+            changed = true;
+        }
+        c.state = state;
+        c.caller = caller;
+        c.connected = connected;
+        c.exten = dialplan.exten;
+        c.app = dialplan.app_name;
+        c.app_data = app_data;
         match state {
             ChanState::Ringing => {
                 c.ringing.get_or_insert(when);
             }
-            ChanState::Up => {
-                c.answered.get_or_insert(when);
+            ChanState::Up if c.answered.is_none() => {
+                c.answered = Some(when);
+                changed = true;
             }
             _ => {}
         }
-        self.channels.insert(ch.id.clone(), c);
-        self.attach(&ch.id, old_call);
+        let (call, answered) = (c.call.clone(), c.answered);
+        if moved_from.is_some() {
+            self.attach(&id, moved_from);
+        } else if changed {
+            if let (Some(a), Some(cs)) = (answered, self.calls.get_mut(&call)) {
+                cs.answered = Some(cs.answered.map_or(a, |x| x.min(a)));
+            }
+            self.refresh_call(&call);
+        }
     }
 
     /// Puts a channel into the call its `call` field names (creating the call), taking it
@@ -912,20 +934,15 @@ impl Tracker {
         // channel is already up), then the bridges they sit in.
         let mut channels = channels;
         channels.sort_by(|a, b| a.creationtime.cmp(&b.creationtime).then(a.id.cmp(&b.id)));
-        for ch in &channels {
+        for ch in channels {
             if r.gone.contains(&ch.id) || r.touched.contains(&ch.id) {
                 continue;
             }
             let answered_var = ch
-                .channelvars
-                .as_ref()
-                .and_then(|v| {
-                    ANSWER_VARS
-                        .iter()
-                        .find_map(|k| v.get(*k).cloned().flatten())
-                })
-                .and_then(|s| parse_answer_time(&s, &ch.creationtime));
-            self.upsert_channel(ch, answered_var.or_else(|| parse_time(&ch.creationtime)));
+                .answered_var()
+                .and_then(|s| parse_answer_time(s, &ch.creationtime));
+            let at = answered_var.or_else(|| parse_time(&ch.creationtime));
+            self.upsert_channel(ch, at);
         }
         for b in &bridges {
             if r.bridges_gone.contains(&b.id) || r.bridges_touched.contains(&b.id) {
@@ -991,11 +1008,6 @@ impl Tracker {
         }
     }
 }
-
-/// Channel variables (ari.conf `channelvars`) that give the answer time after a restart,
-/// as Unix seconds: the sandbox's quiet `uapid-vars` dialplan helper, or `CDR(answer,u)`
-/// directly (which logs a CDR error for each new channel).
-pub const ANSWER_VARS: &[&str] = &["EVAL_EXTEN(uapid-vars,answered,1)", "CDR(answer,u)"];
 
 /// Reads the answer time variable (`2026-11-22 12:34:56` in the PBX's zone, or epoch
 /// seconds) using the zone of the channel's creation time.

@@ -3,8 +3,6 @@
 //! Unknown event types parse as [`Event::Other`]; unknown fields are ignored. Nothing
 //! here panics on odd input: a message that does not parse is logged and skipped.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, FixedOffset};
 use serde::Deserialize;
 
@@ -44,18 +42,38 @@ pub struct Channel {
     #[serde(default)]
     pub creationtime: String,
     #[serde(default)]
-    pub channelvars: Option<HashMap<String, Option<String>>>,
+    pub channelvars: ChannelVars,
 }
 
-/// The channel variable that carries the linkedid (ari.conf `channelvars`).
-pub const LINKEDID_VAR: &str = "CHANNEL(linkedid)";
+/// The channel variables uapid asks ARI to put in every snapshot (ari.conf `channelvars`);
+/// others are skipped while parsing.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+pub struct ChannelVars {
+    /// The call's linkedid: groups a call's channels and gives the UAPI id.
+    #[serde(rename = "CHANNEL(linkedid)", default)]
+    pub linkedid: Option<String>,
+    /// The answer time as Unix seconds, from the sandbox's quiet `uapid-vars` helper...
+    #[serde(rename = "EVAL_EXTEN(uapid-vars,answered,1)", default)]
+    pub answered: Option<String>,
+    /// ...or straight from the CDR (which logs an error for each new channel).
+    #[serde(rename = "CDR(answer,u)", default)]
+    pub cdr_answer: Option<String>,
+}
 
 impl Channel {
     pub fn linkedid(&self) -> Option<&str> {
         self.channelvars
-            .as_ref()?
-            .get(LINKEDID_VAR)?
+            .linkedid
             .as_deref()
+            .filter(|s| !s.is_empty())
+    }
+
+    /// The answer time variable, when the PBX provides one.
+    pub fn answered_var(&self) -> Option<&str> {
+        let v = &self.channelvars;
+        v.answered
+            .as_deref()
+            .or(v.cdr_answer.as_deref())
             .filter(|s| !s.is_empty())
     }
 }
@@ -100,118 +118,256 @@ pub const TRACKED_EVENTS: &[&str] = &[
 ];
 
 /// ARI events (the `type` field). Each variant keeps the fields uapid uses.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type")]
+#[derive(Debug, Clone)]
 pub enum Event {
     ChannelCreated {
         channel: Channel,
-        #[serde(default)]
         timestamp: String,
     },
     ChannelDestroyed {
         channel: Channel,
-        #[serde(default)]
         timestamp: String,
-        #[serde(default)]
         cause: i64,
     },
     ChannelStateChange {
         channel: Channel,
-        #[serde(default)]
         timestamp: String,
     },
     ChannelDialplan {
         channel: Channel,
-        #[serde(default)]
         timestamp: String,
     },
     ChannelCallerId {
         channel: Channel,
-        #[serde(default)]
         timestamp: String,
     },
     ChannelConnectedLine {
         channel: Channel,
-        #[serde(default)]
         timestamp: String,
     },
     ChannelHangupRequest {
         channel: Channel,
-        #[serde(default)]
         timestamp: String,
     },
     ChannelHold {
         channel: Channel,
-        #[serde(default)]
         timestamp: String,
     },
     ChannelUnhold {
         channel: Channel,
-        #[serde(default)]
         timestamp: String,
     },
     ChannelEnteredBridge {
         bridge: Bridge,
-        #[serde(default)]
         channel: Option<Channel>,
-        #[serde(default)]
         timestamp: String,
     },
     ChannelLeftBridge {
         bridge: Bridge,
-        #[serde(default)]
         channel: Option<Channel>,
-        #[serde(default)]
         timestamp: String,
     },
     BridgeCreated {
         bridge: Bridge,
-        #[serde(default)]
         timestamp: String,
     },
     BridgeDestroyed {
         bridge: Bridge,
-        #[serde(default)]
         timestamp: String,
     },
     BridgeMerged {
         bridge: Bridge,
         bridge_from: Bridge,
-        #[serde(default)]
         timestamp: String,
     },
     Dial {
-        #[serde(default)]
         caller: Option<Channel>,
         peer: Channel,
-        #[serde(default)]
         dialstatus: String,
-        #[serde(default)]
         timestamp: String,
     },
     StasisStart {
         channel: Channel,
-        #[serde(default)]
         args: Vec<String>,
-        #[serde(default)]
         timestamp: String,
     },
     StasisEnd {
         channel: Channel,
-        #[serde(default)]
         timestamp: String,
     },
     ApplicationReplaced {
-        #[serde(default)]
         application: String,
     },
-    #[serde(other)]
+    /// A type uapid does not read.
     Other,
 }
 
-/// Parses ARI's timestamps: `2026-11-22T12:34:56.789+0000`.
+/// An event as it arrives: every field any event type uses, all optional, parsed in one
+/// pass (an internally tagged enum would buffer the whole object first).
+#[derive(Deserialize)]
+struct RawEvent {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    timestamp: String,
+    channel: Option<Channel>,
+    peer: Option<Channel>,
+    caller: Option<Channel>,
+    bridge: Option<Bridge>,
+    bridge_from: Option<Bridge>,
+    #[serde(default)]
+    cause: i64,
+    #[serde(default)]
+    dialstatus: String,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    application: String,
+}
+
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Event, D::Error> {
+        use serde::de::Error;
+        let r = RawEvent::deserialize(d)?;
+        let missing = |f: &str| D::Error::custom(format!("{} without {f}", r.kind));
+        let timestamp = r.timestamp.clone();
+        macro_rules! channel {
+            () => {
+                r.channel.ok_or_else(|| missing("channel"))?
+            };
+        }
+        Ok(match r.kind.as_str() {
+            "ChannelCreated" => Event::ChannelCreated {
+                channel: channel!(),
+                timestamp,
+            },
+            "ChannelDestroyed" => Event::ChannelDestroyed {
+                cause: r.cause,
+                channel: channel!(),
+                timestamp,
+            },
+            "ChannelStateChange" => Event::ChannelStateChange {
+                channel: channel!(),
+                timestamp,
+            },
+            "ChannelDialplan" => Event::ChannelDialplan {
+                channel: channel!(),
+                timestamp,
+            },
+            "ChannelCallerId" => Event::ChannelCallerId {
+                channel: channel!(),
+                timestamp,
+            },
+            "ChannelConnectedLine" => Event::ChannelConnectedLine {
+                channel: channel!(),
+                timestamp,
+            },
+            "ChannelHangupRequest" => Event::ChannelHangupRequest {
+                channel: channel!(),
+                timestamp,
+            },
+            "ChannelHold" => Event::ChannelHold {
+                channel: channel!(),
+                timestamp,
+            },
+            "ChannelUnhold" => Event::ChannelUnhold {
+                channel: channel!(),
+                timestamp,
+            },
+            "ChannelEnteredBridge" => Event::ChannelEnteredBridge {
+                bridge: r.bridge.ok_or_else(|| missing("bridge"))?,
+                channel: r.channel,
+                timestamp,
+            },
+            "ChannelLeftBridge" => Event::ChannelLeftBridge {
+                bridge: r.bridge.ok_or_else(|| missing("bridge"))?,
+                channel: r.channel,
+                timestamp,
+            },
+            "BridgeCreated" => Event::BridgeCreated {
+                bridge: r.bridge.ok_or_else(|| missing("bridge"))?,
+                timestamp,
+            },
+            "BridgeDestroyed" => Event::BridgeDestroyed {
+                bridge: r.bridge.ok_or_else(|| missing("bridge"))?,
+                timestamp,
+            },
+            "BridgeMerged" => Event::BridgeMerged {
+                bridge: r.bridge.ok_or_else(|| missing("bridge"))?,
+                bridge_from: r.bridge_from.ok_or_else(|| missing("bridge_from"))?,
+                timestamp,
+            },
+            "Dial" => Event::Dial {
+                caller: r.caller,
+                peer: r.peer.ok_or_else(|| missing("peer"))?,
+                dialstatus: r.dialstatus,
+                timestamp,
+            },
+            "StasisStart" => Event::StasisStart {
+                args: r.args,
+                channel: channel!(),
+                timestamp,
+            },
+            "StasisEnd" => Event::StasisEnd {
+                channel: channel!(),
+                timestamp,
+            },
+            "ApplicationReplaced" => Event::ApplicationReplaced {
+                application: r.application,
+            },
+            _ => Event::Other,
+        })
+    }
+}
+
+/// Parses ARI's timestamps: `2026-11-22T12:34:56.789+0000` (the fraction and the
+/// offset's colon optional). Written out by hand: it runs for every event.
 pub fn parse_time(s: &str) -> Option<DateTime<FixedOffset>> {
-    DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z").ok()
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let d = b.get(r)?;
+        d.iter().try_fold(0u32, |n, c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let date = chrono::NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
+    let mut i = 19;
+    let mut nanos = 0u32;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        let digits = &s[start..i.min(start + 9)];
+        nanos = digits.parse::<u32>().ok()? * 10u32.pow(9 - digits.len() as u32);
+    }
+    let time =
+        chrono::NaiveTime::from_hms_nano_opt(num(11..13)?, num(14..16)?, num(17..19)?, nanos)?;
+    let sign = match b.get(i)? {
+        b'+' => 1,
+        b'-' => -1,
+        b'Z' => return Some(date.and_time(time).and_utc().fixed_offset()),
+        _ => return None,
+    };
+    let rest = &s[i + 1..];
+    let (h, m) = match rest.len() {
+        4 => (rest.get(0..2)?, rest.get(2..4)?),
+        5 if rest.as_bytes()[2] == b':' => (rest.get(0..2)?, rest.get(3..5)?),
+        _ => return None,
+    };
+    let secs = sign * (h.parse::<i32>().ok()? * 3600 + m.parse::<i32>().ok()? * 60);
+    let offset = FixedOffset::east_opt(secs)?;
+    date.and_time(time).and_local_timezone(offset).single()
 }
 
 /// The endpoint (resource) of a channel name: `PJSIP/0003_210-0000002a` → (`PJSIP`,
@@ -235,7 +391,11 @@ mod tests {
         assert_eq!(t.to_rfc3339(), "2026-11-22T12:34:56.789+00:00");
         let t = parse_time("2026-11-22T12:34:56+0200").unwrap();
         assert_eq!(t.offset().local_minus_utc(), 7200);
+        let t = parse_time("2026-11-22T12:34:56.5-03:30").unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-11-22T12:34:56.500-03:30");
         assert!(parse_time("yesterday").is_none());
+        assert!(parse_time("2026-13-22T12:34:56+0000").is_none());
+        assert!(parse_time("2026-11-22T12:34:56+00").is_none());
     }
 
     #[test]
@@ -253,6 +413,23 @@ mod tests {
             Some(("Local", "210@phones"))
         );
         assert_eq!(channel_endpoint("garbage"), None);
+    }
+
+    #[test]
+    fn events_parse_in_any_field_order() {
+        let e: Event = serde_json::from_str(
+            r#"{"timestamp":"2026-11-22T12:00:00.000+0000","channel":{"id":"1.1","name":"PJSIP/a-1","state":"Up",
+                "channelvars":{"CHANNEL(linkedid)":"1.0","OTHER":"x"}},"type":"ChannelStateChange"}"#,
+        )
+        .unwrap();
+        match e {
+            Event::ChannelStateChange { channel, timestamp } => {
+                assert_eq!(channel.linkedid(), Some("1.0"));
+                assert_eq!(timestamp, "2026-11-22T12:00:00.000+0000");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(serde_json::from_str::<Event>(r#"{"type":"ChannelCreated"}"#).is_err());
     }
 
     #[test]
