@@ -118,6 +118,8 @@ pub const TRACKED_EVENTS: &[&str] = &[
 ];
 
 /// ARI events (the `type` field). Each variant keeps the fields uapid uses.
+// Variants differ in size (a channel snapshot or nothing); events travel boxed.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Event {
     ChannelCreated {
