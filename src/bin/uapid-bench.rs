@@ -299,9 +299,630 @@ fn main() {
 }
 
 mod pbx {
-    use serde_json::{json, Value};
+    //! Against the sandbox PBX. Calls are SIPp phones (`docker/sandbox.sh sipp`); uapid
+    //! runs as its own process (the release binary), like in production.
 
-    pub async fn run(_quick: bool) -> Value {
-        json!(null)
+    use std::collections::HashMap;
+    use std::process::{Child, Command, Stdio};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use serde_json::{json, Value};
+    use tokio::sync::{mpsc, Notify};
+    use uapid::asterisk::ami::{AmiClient, AmiConfig, AmiNotice, Message};
+    use uapid::asterisk::ari::AriRest;
+    use uapid::calls::phone_call_id;
+    use uapid::config::Settings;
+
+    use super::{pct, repo};
+
+    const UAPID: &str = "127.0.0.1:18090";
+
+    struct Proc(Child);
+    impl Drop for Proc {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn sandbox(args: &[&str]) -> Command {
+        let mut c = Command::new("bash");
+        c.arg(format!("{}/docker/sandbox.sh", repo())).args(args);
+        c
+    }
+
+    /// A SIPp phone (`uas`) or caller (`uac`), quiet, killed when dropped.
+    fn sipp(port: u16, rtp: u16, args: &[&str]) -> Proc {
+        let sip = format!("{}/tests/sip", repo());
+        let mut c = sandbox(&["sipp"]);
+        c.args([
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-mi",
+            "127.0.0.1",
+        ])
+        .args([
+            "-min_rtp_port",
+            &rtp.to_string(),
+            "-max_rtp_port",
+            &(rtp + 999).to_string(),
+        ])
+        .args([
+            "-nostdin",
+            "-aa",
+            "-trace_err",
+            "-error_file",
+            &format!("/tmp/uapid-bench-{port}.err"),
+        ])
+        .args(args.iter().map(|a| a.replace("@SIP", &sip)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        Proc(c.spawn().expect("sipp"))
+    }
+
+    fn phone(ext: &str, rtp: u16) -> Proc {
+        let port: u16 = 5000 + ext.parse::<u16>().expect("ext");
+        sipp(port, rtp, &["-sf", "@SIP/uas_answer.xml", "-d", "0"])
+    }
+
+    fn calls_from_210(to: &str, n: usize, port: u16, rtp: u16) -> Proc {
+        let n = n.to_string();
+        sipp(
+            port,
+            rtp,
+            &[
+                "-sf",
+                "@SIP/uac.xml",
+                "-key",
+                "caller",
+                "0003_210",
+                "-s",
+                to,
+                "-m",
+                &n,
+                "-l",
+                &n,
+                "-r",
+                "100",
+                "127.0.0.1:5060",
+            ],
+        )
+    }
+
+    async fn until<T, F: std::future::Future<Output = Option<T>>>(
+        what: &str,
+        secs: u64,
+        mut f: impl FnMut() -> F,
+    ) -> T {
+        let end = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(v) = f().await {
+                return v;
+            }
+            assert!(Instant::now() < end, "bench: timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn hangup_all(ari: &AriRest) {
+        until("every channel to hang up", 60, || async {
+            let chans = ari.channels().await.ok()?;
+            if chans.is_empty() {
+                return Some(());
+            }
+            for c in chans {
+                let _ = ari.hangup(&c.id).await;
+            }
+            None
+        })
+        .await
+    }
+
+    /// `n` answered calls 210 → 024: (024's leg name, 210's leg name, call id).
+    async fn legs(ari: &AriRest, n: usize) -> Vec<(String, String, String)> {
+        until(&format!("{n} answered calls"), 120, || async {
+            let chans = ari.channels().await.ok()?;
+            let up = chans.iter().filter(|c| c.state == "Up").count();
+            (chans.len() == 2 * n && up == 2 * n).then_some(())
+        })
+        .await;
+        let chans = ari.channels().await.expect("channels");
+        let mut by_call: HashMap<String, (String, String)> = HashMap::new();
+        for c in &chans {
+            let lid = c.linkedid().unwrap_or(&c.id).to_string();
+            let e = by_call.entry(lid).or_default();
+            if c.name.starts_with("PJSIP/0003_024-") {
+                e.0 = c.name.clone();
+            } else {
+                e.1 = c.name.clone();
+            }
+        }
+        by_call
+            .into_iter()
+            .map(|(lid, (b, a))| (b, a, phone_call_id(&lid)))
+            .collect()
+    }
+
+    /// AMI events by (event, channel) with when they arrived.
+    #[derive(Clone, Default)]
+    struct Seen {
+        at: Arc<Mutex<HashMap<(String, String), Instant>>>,
+        notify: Arc<Notify>,
+    }
+
+    impl Seen {
+        async fn wait(&self, event: &str, channel: &str, within: Duration) -> Option<Instant> {
+            let key = (event.to_string(), channel.to_string());
+            let end = tokio::time::Instant::now() + within;
+            loop {
+                let n = self.notify.notified();
+                if let Some(t) = self.at.lock().unwrap().get(&key) {
+                    return Some(*t);
+                }
+                if tokio::time::timeout_at(end, n).await.is_err() {
+                    return None;
+                }
+            }
+        }
+    }
+
+    async fn listen(settings: &Settings) -> (AmiClient, Seen, tokio::task::JoinHandle<()>) {
+        let a = &settings.asterisk;
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let events = ["ParkedCall", "UnParkedCall", "DialBegin"]
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        let (ami, task) = AmiClient::spawn(
+            AmiConfig {
+                addr: a.ami_addr.clone(),
+                user: a.ami_user.clone(),
+                secret: a.ami_secret.clone(),
+                events,
+            },
+            tx,
+        );
+        let seen = Seen::default();
+        let s2 = seen.clone();
+        tokio::spawn(async move {
+            while let Some(n) = rx.recv().await {
+                if let AmiNotice::Event(m) = n {
+                    let now = Instant::now();
+                    let ev = m.event().unwrap_or("").to_string();
+                    let ch = match ev.as_str() {
+                        "DialBegin" => m.get("Channel"),
+                        _ => m.get("ParkeeChannel"),
+                    }
+                    .unwrap_or("")
+                    .to_string();
+                    s2.at.lock().unwrap().entry((ev, ch)).or_insert(now);
+                    s2.notify.notify_waiters();
+                }
+            }
+        });
+        let mut up = ami.connected_watch();
+        let _ = tokio::time::timeout(Duration::from_secs(10), up.wait_for(|c| *c)).await;
+        (ami, seen, task)
+    }
+
+    /// Latency and throughput of GET `url` with `workers` concurrent clients for `secs`.
+    async fn load(
+        http: &reqwest::Client,
+        url: &str,
+        auth: Option<(&str, &str)>,
+        bearer: Option<&str>,
+        workers: usize,
+        secs: f64,
+    ) -> Value {
+        let end = Instant::now() + Duration::from_secs_f64(secs);
+        let mut tasks = Vec::new();
+        for _ in 0..workers {
+            let (http, url) = (http.clone(), url.to_string());
+            let auth = auth.map(|(u, p)| (u.to_string(), p.to_string()));
+            let bearer = bearer.map(str::to_string);
+            tasks.push(tokio::spawn(async move {
+                let mut lat = Vec::new();
+                while Instant::now() < end {
+                    let mut req = http.get(&url);
+                    if let Some((u, p)) = &auth {
+                        req = req.basic_auth(u, Some(p));
+                    }
+                    if let Some(b) = &bearer {
+                        req = req.bearer_auth(b);
+                    }
+                    let t = Instant::now();
+                    let resp = req.send().await.expect("request");
+                    assert!(resp.status().is_success(), "GET {url}: {}", resp.status());
+                    let _ = resp.bytes().await.expect("body");
+                    lat.push(t.elapsed());
+                }
+                lat
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.expect("worker"));
+        }
+        all.sort();
+        json!({ "requests": all.len(), "p50_ms": pct(&all, 50.0), "p99_ms": pct(&all, 99.0), "rps": all.len() as f64 / secs })
+    }
+
+    async fn token(http: &reqwest::Client, id: &str, secret: &str) -> String {
+        let v: Value = http
+            .post(format!("http://{UAPID}/oauth/token.php"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", id),
+                ("client_secret", secret),
+            ])
+            .send()
+            .await
+            .expect("token")
+            .json()
+            .await
+            .expect("token json");
+        v["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string()
+    }
+
+    async fn put(http: &reqwest::Client, token: &str, id: &str, body: Value) -> (u16, Duration) {
+        let t = Instant::now();
+        let r = http
+            .put(format!("http://{UAPID}/uapi/phoneCalls/@me/@self/{id}"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("PUT");
+        let st = r.status().as_u16();
+        let _ = r.bytes().await;
+        (st, t.elapsed())
+    }
+
+    fn summary(v: &mut [Duration]) -> Value {
+        v.sort();
+        json!({ "n": v.len(), "p50_ms": pct(v, 50.0), "p99_ms": pct(v, 99.0) })
+    }
+
+    pub async fn run(quick: bool) -> Value {
+        // The PBX is shared with the end-to-end tests: take their lock.
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(std::env::temp_dir().join("uapid-e2e.lock"))
+            .expect("lock file");
+        lock.lock().expect("e2e lock");
+        assert!(
+            sandbox(&["start"]).status().expect("sandbox").success(),
+            "sandbox start"
+        );
+        let settings = Settings::defaults();
+        let a = &settings.asterisk;
+        let ari = AriRest::new(&a.ari_url, &a.ari_user, a.ari_password.clone());
+        hangup_all(&ari).await;
+
+        let _uapid = Proc(
+            Command::new(format!("{}/target/release/uapid", repo()))
+                .env("UAPID_LISTEN", UAPID)
+                .env("UAPID_ASTERISK__APP", "uapid-bench")
+                .env("RUST_LOG", "uapid=warn")
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("start target/release/uapid (cargo build --release first)"),
+        );
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()
+            .expect("client");
+        until("uapid healthy", 30, || async {
+            let r = http
+                .get(format!("http://{UAPID}/health"))
+                .send()
+                .await
+                .ok()?;
+            r.status().is_success().then_some(())
+        })
+        .await;
+        let admin = token(&http, "admin-app", "admin-secret").await;
+        let alice = token(&http, "alice-app", "alice-secret").await;
+        let (ami, seen, _listener) = listen(&settings).await;
+
+        // 1. List beside ARI's GET /channels, with live calls.
+        let secs = if quick { 1.0 } else { 3.0 };
+        let mut list_rows = Vec::new();
+        let _p024 = phone("024", 30000);
+        for n in if quick { vec![10] } else { vec![10, 100] } {
+            let _c = calls_from_210("024", n, 6210, 31000);
+            legs(&ari, n).await;
+            let list_url = format!("http://{UAPID}/uapi/phoneCalls/@me/@self");
+            let ari_url = format!("{}/ari/channels", a.ari_url);
+            let mut row = json!({ "live_calls": n });
+            for workers in [1usize, 4] {
+                let admin_l = load(&http, &list_url, None, Some(&admin), workers, secs).await;
+                let user_l = load(&http, &list_url, None, Some(&alice), workers, secs).await;
+                let ari_l = load(
+                    &http,
+                    &ari_url,
+                    Some((&a.ari_user, a.ari_password.expose())),
+                    None,
+                    workers,
+                    secs,
+                )
+                .await;
+                let ratio = ari_l["p50_ms"].as_f64().unwrap_or(0.0)
+                    / admin_l["p50_ms"].as_f64().unwrap_or(1.0);
+                println!(
+                    "pbx: {n:>3} calls, {workers} client(s): List admin p50 {:.3} ms p99 {:.3} ms {:.0} req/s | user p50 {:.3} ms {:.0} req/s | ARI GET /channels p50 {:.3} ms p99 {:.3} ms {:.0} req/s | ARI p50 / List p50 = {ratio:.1}x",
+                    admin_l["p50_ms"].as_f64().unwrap_or(0.0), admin_l["p99_ms"].as_f64().unwrap_or(0.0), admin_l["rps"].as_f64().unwrap_or(0.0),
+                    user_l["p50_ms"].as_f64().unwrap_or(0.0), user_l["rps"].as_f64().unwrap_or(0.0),
+                    ari_l["p50_ms"].as_f64().unwrap_or(0.0), ari_l["p99_ms"].as_f64().unwrap_or(0.0), ari_l["rps"].as_f64().unwrap_or(0.0),
+                );
+                row[format!("clients_{workers}")] = json!({ "list_admin": admin_l, "list_user": user_l, "ari_channels": ari_l, "ari_p50_over_list_p50": ratio });
+            }
+            list_rows.push(row);
+            hangup_all(&ari).await;
+        }
+
+        // 2. Action overhead: Park, UnPark, Transfer through uapid vs the same operation
+        // sent straight to Asterisk, each timed until Asterisk reports the outcome.
+        let _p211 = phone("211", 32000);
+        let _p212 = phone("212", 33000);
+        let rounds = if quick { 1 } else { 4 };
+        let per = if quick { 10 } else { 50 };
+        let mut t: HashMap<&str, Vec<Duration>> = HashMap::new();
+        let wait = Duration::from_secs(20);
+        for round in 0..rounds {
+            let _c = calls_from_210("024", per, 6210, 31000);
+            let calls = legs(&ari, per).await;
+            for (i, (leg024, leg210, id)) in calls.iter().enumerate() {
+                let via = (i + round) % 2 == 0;
+                let t0 = Instant::now();
+                if via {
+                    let (st, _) = put(
+                        &http,
+                        &admin,
+                        id,
+                        json!({"action":"Park","maxInParking":3600,"phoneCallViewId":"01"}),
+                    )
+                    .await;
+                    assert_eq!(st, 202, "Park via uapid");
+                } else {
+                    ami.request(
+                        Message::new()
+                            .with("Action", "Park")
+                            .with("Channel", leg024)
+                            .with("TimeoutChannel", leg210)
+                            .with("Timeout", "3600000"),
+                    )
+                    .await
+                    .expect("AMI Park");
+                }
+                let at = seen
+                    .wait("ParkedCall", leg024, wait)
+                    .await
+                    .expect("ParkedCall");
+                t.entry(if via { "park_uapid" } else { "park_direct" })
+                    .or_default()
+                    .push(at - t0);
+            }
+            let lot = {
+                let v: Value = ari.get("/bridges").await.expect("bridges");
+                v.as_array()
+                    .map(|b| b.iter().filter(|b| b["bridge_class"] == "parking").count())
+                    .unwrap_or(0)
+            };
+            assert!(lot > 0, "calls parked");
+            // UnPark: the parked legs (024) go to 211.
+            let parked: HashMap<String, String> = {
+                let r = ami
+                    .request(Message::new().with("Action", "ParkedCalls"))
+                    .await
+                    .expect("ParkedCalls");
+                r.events
+                    .iter()
+                    .filter_map(|e| {
+                        Some((
+                            e.get("ParkeeChannel")?.to_string(),
+                            e.get("ParkingSpace")?.to_string(),
+                        ))
+                    })
+                    .collect()
+            };
+            let chans = ari.channels().await.expect("channels");
+            for (i, (leg024, _, id)) in calls.iter().enumerate() {
+                let via = (i + round) % 2 == 0;
+                let t0 = Instant::now();
+                if via {
+                    let (st, _) = put(&http, &admin, id, json!({"action":"UnPark","sendCallTo":"0003*211","waitForPickup":20,"phoneCallViewId":"01"})).await;
+                    assert_eq!(st, 202, "UnPark via uapid");
+                } else {
+                    let space = parked.get(leg024).expect("parked space").clone();
+                    let originator = chans
+                        .iter()
+                        .find(|c| &c.name == leg024)
+                        .map(|c| c.id.clone())
+                        .unwrap_or_default();
+                    ari.post(
+                        "/channels",
+                        &[
+                            ("endpoint", "PJSIP/0003_211"),
+                            ("context", "parkedcalls"),
+                            ("extension", &space),
+                            ("priority", "1"),
+                            ("timeout", "20"),
+                            ("originator", &originator),
+                        ],
+                    )
+                    .await
+                    .expect("ARI originate");
+                }
+                let at = seen
+                    .wait("UnParkedCall", leg024, wait)
+                    .await
+                    .expect("UnParkedCall");
+                t.entry(if via { "unpark_uapid" } else { "unpark_direct" })
+                    .or_default()
+                    .push(at - t0);
+            }
+            // Transfer: 211 hands 024 over to 212.
+            until("every unparked call bridged", 60, || async {
+                let b: Value = ari.get("/bridges").await.ok()?;
+                let n: usize = b
+                    .as_array()?
+                    .iter()
+                    .filter(|b| b["bridge_class"] != "parking")
+                    .map(|b| b["channels"].as_array().map(Vec::len).unwrap_or(0))
+                    .sum();
+                (n == 2 * per).then_some(())
+            })
+            .await;
+            let chans = ari.channels().await.expect("channels");
+            for (i, (leg024, _, id)) in calls.iter().enumerate() {
+                let via = (i + round) % 2 == 0;
+                let t0 = Instant::now();
+                if via {
+                    let (st, _) = put(&http, &admin, id, json!({"action":"Transfer","sendCallTo":"0003*212","transferFromNumber":"0003*211","transferNumber":"0003*024"})).await;
+                    assert_eq!(st, 202, "Transfer via uapid");
+                } else {
+                    ami.request(
+                        Message::new()
+                            .with("Action", "Redirect")
+                            .with("Channel", leg024)
+                            .with("Context", "phones")
+                            .with("Exten", "0003*212")
+                            .with("Priority", "1"),
+                    )
+                    .await
+                    .expect("AMI Redirect");
+                }
+                let at = seen
+                    .wait("DialBegin", leg024, wait)
+                    .await
+                    .expect("DialBegin");
+                t.entry(if via {
+                    "transfer_uapid"
+                } else {
+                    "transfer_direct"
+                })
+                .or_default()
+                .push(at - t0);
+                if !via {
+                    // The direct path's second step, as uapid does it: the transferer leaves.
+                    let lid = chans
+                        .iter()
+                        .find(|c| &c.name == leg024)
+                        .and_then(|c| c.linkedid().map(str::to_string));
+                    if let Some(c) = chans.iter().find(|c| {
+                        c.name.starts_with("PJSIP/0003_211-")
+                            && c.linkedid().map(str::to_string) == lid
+                    }) {
+                        let _ = ari.hangup(&c.id).await;
+                    }
+                }
+            }
+            hangup_all(&ari).await;
+            seen.at.lock().unwrap().clear();
+        }
+        let mut overhead = json!({});
+        for action in ["park", "unpark", "transfer"] {
+            let u = summary(
+                t.get_mut(format!("{action}_uapid").as_str())
+                    .map(Vec::as_mut_slice)
+                    .unwrap_or(&mut []),
+            );
+            let d = summary(
+                t.get_mut(format!("{action}_direct").as_str())
+                    .map(Vec::as_mut_slice)
+                    .unwrap_or(&mut []),
+            );
+            let o50 = u["p50_ms"].as_f64().unwrap_or(0.0) - d["p50_ms"].as_f64().unwrap_or(0.0);
+            let o99 = u["p99_ms"].as_f64().unwrap_or(0.0) - d["p99_ms"].as_f64().unwrap_or(0.0);
+            println!(
+                "pbx: {action:<8} via uapid p50 {:.2} ms p99 {:.2} ms | direct p50 {:.2} ms p99 {:.2} ms | overhead p50 {o50:.2} ms p99 {o99:.2} ms (n={})",
+                u["p50_ms"].as_f64().unwrap_or(0.0), u["p99_ms"].as_f64().unwrap_or(0.0), d["p50_ms"].as_f64().unwrap_or(0.0), d["p99_ms"].as_f64().unwrap_or(0.0), u["n"]
+            );
+            overhead[action] =
+                json!({ "uapid": u, "direct": d, "overhead_p50_ms": o50, "overhead_p99_ms": o99 });
+        }
+
+        // 3. Every call parked at once, then every call unparked at once.
+        let n = if quick { 20 } else { 200 };
+        let _c = calls_from_210("024", n, 6210, 31000);
+        let calls = legs(&ari, n).await;
+        let mut concurrency = json!({ "calls": n });
+        for (action, body, event) in [
+            (
+                "park",
+                json!({"action":"Park","maxInParking":3600,"phoneCallViewId":"01"}),
+                "ParkedCall",
+            ),
+            (
+                "unpark",
+                json!({"action":"UnPark","sendCallTo":"0003*211","waitForPickup":30,"phoneCallViewId":"01"}),
+                "UnParkedCall",
+            ),
+        ] {
+            let start = Instant::now();
+            let reqs: Vec<_> = calls
+                .iter()
+                .map(|(_, _, id)| {
+                    let (http, admin, id, body) =
+                        (http.clone(), admin.clone(), id.clone(), body.clone());
+                    tokio::spawn(async move { put(&http, &admin, &id, body).await })
+                })
+                .collect();
+            let mut lat = Vec::new();
+            let mut errors = 0;
+            for r in reqs {
+                let (st, d) = r.await.expect("request task");
+                if st != 202 {
+                    errors += 1;
+                }
+                lat.push(d);
+            }
+            let mut done = 0;
+            for (leg024, _, _) in &calls {
+                if seen
+                    .wait(event, leg024, Duration::from_secs(60))
+                    .await
+                    .is_some()
+                {
+                    done += 1;
+                }
+            }
+            let wall = start.elapsed();
+            let s = summary(&mut lat);
+            println!(
+                "pbx: {action} {n} calls at once: {errors} errors, {} of {n} done in {:.2} s, request p50 {:.2} ms p99 {:.2} ms",
+                done, wall.as_secs_f64(), s["p50_ms"].as_f64().unwrap_or(0.0), s["p99_ms"].as_f64().unwrap_or(0.0)
+            );
+            concurrency[action] = json!({ "errors": errors, "done": done, "lost": n - done, "wall_s": wall.as_secs_f64(), "requests": s });
+        }
+        // No call dropped: every parked leg talks to a 211 leg.
+        let bridged: usize = {
+            let b: Value = ari.get("/bridges").await.expect("bridges");
+            b.as_array()
+                .map(|b| {
+                    b.iter()
+                        .filter(|b| {
+                            b["bridge_class"] != "parking"
+                                && b["channels"].as_array().is_some_and(|c| c.len() == 2)
+                        })
+                        .count()
+                })
+                .unwrap_or(0)
+        };
+        println!("pbx: after UnPark all: {bridged} of {n} calls bridged two-way");
+        concurrency["bridged_after"] = json!(bridged);
+        hangup_all(&ari).await;
+        drop(ami);
+        json!({ "list": list_rows, "action_overhead": overhead, "concurrency": concurrency })
     }
 }
