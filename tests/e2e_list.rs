@@ -468,3 +468,86 @@ async fn uapid_restart_mid_call_keeps_the_call_id() {
         .await;
     u.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn serves_https_with_the_configured_certificate() {
+    let _g = serial().await;
+    sandbox();
+    let dir = std::env::temp_dir().join(format!("uapid-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let mut settings = test_settings();
+    settings.tls = Some(uapid::config::TlsSettings {
+        cert: cert.clone(),
+        key,
+    });
+    let u = start_uapid(settings).await;
+    let addr = u.running.addr;
+    // A UAPI client over HTTPS, trusting our certificate: token, then a listing. (curl
+    // runs asynchronously: this test's runtime also serves uapid.)
+    let curl = |args: Vec<String>| {
+        let cert = cert.clone();
+        async move {
+            let out = tokio::process::Command::new("curl")
+                .args(["-s", "--max-time", "10", "--cacert"])
+                .arg(&cert)
+                .args(args)
+                .output()
+                .await
+                .expect("curl");
+            (
+                out.status.code(),
+                serde_json::from_slice::<Value>(&out.stdout).unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (_, tok) = curl(vec![
+        format!("https://{addr}/oauth/token.php"),
+        "-d".into(),
+        "grant_type=client_credentials&client_id=alice-app&client_secret=alice-secret".into(),
+    ])
+    .await;
+    let token = tok["access_token"]
+        .as_str()
+        .expect("token over https")
+        .to_string();
+    let (_, list) = curl(vec![
+        "-H".into(),
+        format!("Authorization: Bearer {token}"),
+        format!("https://{addr}/uapi/phoneCalls/@me/@self"),
+    ])
+    .await;
+    assert!(list["entry"].is_array(), "{list}");
+    // Plain HTTP on the TLS port gets no answer from uapid.
+    let plain = tokio::process::Command::new("curl")
+        .args(["-s", "--max-time", "5", &format!("http://{addr}/health")])
+        .output()
+        .await
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&plain.stdout).contains("\"ari\""));
+    u.running.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -45,6 +45,26 @@ async fn asterisk_restart_is_survived() {
         (st == 503 && h["ari"] == false && h["ami"] == false).then_some(())
     })
     .await;
+    // Asterisk unreachable (its calls ended with it): creating a call answers 503 with
+    // a UAPI error body, and nothing is left half-done.
+    let (st, body) = u
+        .api
+        .send(
+            reqwest::Method::POST,
+            "/uapi/phoneCalls/12/simple",
+            &admin,
+            Some(serde_json::json!({"extension":"0003*210","phoneCallView":[{"destination":["0003*024"]}]})),
+        )
+        .await;
+    assert_eq!(st, 503, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unreachable"),
+        "{body}"
+    );
+
     sandbox_cmd(&["start"]);
     eventually("uapid to reconnect", || async {
         let (st, _) = health(&u.api).await;

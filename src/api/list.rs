@@ -242,6 +242,14 @@ pub struct Collection<T> {
     pub paging: Paging,
 }
 
+/// One entry of a listing: the PhoneCall as it is, or cut down to the fields asked for.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Entry {
+    Whole(PhoneCall),
+    Fields(serde_json::Value),
+}
+
 /// The page of calls a listing returns; `only` restricts it to one call id.
 pub fn list(
     t: &Tracker,
@@ -250,7 +258,7 @@ pub fn list(
     q: &ListQuery,
     base_url: &str,
     path: &str,
-) -> Collection<serde_json::Value> {
+) -> Collection<Entry> {
     let scope = target.scope();
     let wanted = |c: &CallState| q.filter.as_ref().is_none_or(|f| f.matches(c));
     let (total, page): (usize, Vec<&CallState>) = match only {
@@ -304,13 +312,16 @@ pub fn list(
     }
 }
 
-/// A PhoneCall as JSON, cut down to `fields` when the client asked for some (`id` stays).
-fn shape(call: PhoneCall, fields: Option<&[String]>) -> serde_json::Value {
+/// A PhoneCall, cut down to `fields` when the client asked for some (`id` stays).
+fn shape(call: PhoneCall, fields: Option<&[String]>) -> Entry {
+    let Some(fields) = fields else {
+        return Entry::Whole(call);
+    };
     let mut v = serde_json::to_value(call).unwrap_or(serde_json::Value::Null);
-    if let (Some(fields), Some(obj)) = (fields, v.as_object_mut()) {
+    if let Some(obj) = v.as_object_mut() {
         obj.retain(|k, _| k == "id" || fields.iter().any(|f| f == k));
     }
-    v
+    Entry::Fields(v)
 }
 
 #[cfg(test)]

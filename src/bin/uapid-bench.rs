@@ -281,9 +281,9 @@ fn main() {
     if only.as_deref().is_none_or(|o| o == "tracker") {
         results["tracker"] = tracker_section(quick);
     }
-    if only.as_deref().is_none_or(|o| o == "pbx") {
+    if only.as_deref().is_none_or(|o| o.starts_with("pbx")) {
         let rt = tokio::runtime::Runtime::new().expect("runtime");
-        results["pbx"] = rt.block_on(pbx::run(quick));
+        results["pbx"] = rt.block_on(pbx::run(quick, only.as_deref()));
     }
     if let Some(dir) = std::path::Path::new(&out).parent() {
         let _ = std::fs::create_dir_all(dir);
@@ -590,7 +590,9 @@ mod pbx {
         json!({ "n": v.len(), "p50_ms": pct(v, 50.0), "p99_ms": pct(v, 99.0) })
     }
 
-    pub async fn run(quick: bool) -> Value {
+    /// `only`: `pbx-list`, `pbx-actions` or `pbx-concurrency` for one part.
+    pub async fn run(quick: bool, only: Option<&str>) -> Value {
+        let part = |p: &str| only.is_none_or(|o| o == "pbx" || o == p);
         // The PBX is shared with the end-to-end tests: take their lock.
         let lock = std::fs::OpenOptions::new()
             .create(true)
@@ -638,7 +640,14 @@ mod pbx {
         let secs = if quick { 1.0 } else { 3.0 };
         let mut list_rows = Vec::new();
         let _p024 = phone("024", 30000);
-        for n in if quick { vec![10] } else { vec![10, 100] } {
+        let sizes = if !part("pbx-list") {
+            vec![]
+        } else if quick {
+            vec![10]
+        } else {
+            vec![10, 100]
+        };
+        for n in sizes {
             let _c = calls_from_210("024", n, 6210, 31000);
             legs(&ari, n).await;
             let list_url = format!("http://{UAPID}/uapi/phoneCalls/@me/@self");
@@ -674,7 +683,13 @@ mod pbx {
         // sent straight to Asterisk, each timed until Asterisk reports the outcome.
         let _p211 = phone("211", 32000);
         let _p212 = phone("212", 33000);
-        let rounds = if quick { 1 } else { 4 };
+        let rounds = if !part("pbx-actions") {
+            0
+        } else if quick {
+            1
+        } else {
+            4
+        };
         let per = if quick { 10 } else { 50 };
         let mut t: HashMap<&str, Vec<Duration>> = HashMap::new();
         let wait = Duration::from_secs(20);
@@ -844,6 +859,9 @@ mod pbx {
             );
             let o50 = u["p50_ms"].as_f64().unwrap_or(0.0) - d["p50_ms"].as_f64().unwrap_or(0.0);
             let o99 = u["p99_ms"].as_f64().unwrap_or(0.0) - d["p99_ms"].as_f64().unwrap_or(0.0);
+            if rounds == 0 {
+                continue;
+            }
             println!(
                 "pbx: {action:<8} via uapid p50 {:.2} ms p99 {:.2} ms | direct p50 {:.2} ms p99 {:.2} ms | overhead p50 {o50:.2} ms p99 {o99:.2} ms (n={})",
                 u["p50_ms"].as_f64().unwrap_or(0.0), u["p99_ms"].as_f64().unwrap_or(0.0), d["p50_ms"].as_f64().unwrap_or(0.0), d["p99_ms"].as_f64().unwrap_or(0.0), u["n"]
@@ -853,6 +871,9 @@ mod pbx {
         }
 
         // 3. Every call parked at once, then every call unparked at once.
+        if !part("pbx-concurrency") {
+            return json!({ "list": list_rows, "action_overhead": overhead });
+        }
         let n = if quick { 20 } else { 200 };
         let _c = calls_from_210("024", n, 6210, 31000);
         let calls = legs(&ari, n).await;
