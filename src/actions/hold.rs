@@ -25,6 +25,32 @@ fn call_bridge(t: &Tracker, call: &str) -> Option<String> {
     t.bridges().find(|b| b.name == name).map(|b| b.id.clone())
 }
 
+/// The call's uapid bridge: the one Asterisk has, or a new mixing bridge.
+async fn ensure_bridge(e: &Engine, call: &str) -> Result<String, ApiError> {
+    let existing = {
+        let t = e.tracker.read().unwrap_or_else(|e| e.into_inner());
+        call_bridge(&t, call)
+    };
+    if let Some(b) = existing {
+        return Ok(b);
+    }
+    let name = bridge_name(call);
+    let v = e
+        .ari
+        .post("/bridges", &[("type", "mixing"), ("name", &name)])
+        .await?;
+    v.get("id")
+        .and_then(|i| i.as_str())
+        .map(str::to_string)
+        .ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::BAD_GATEWAY,
+                "pc_operation_failed",
+                "ARI created a bridge without an id",
+            )
+        })
+}
+
 /// Moves both legs into uapid's Stasis application (if they are not there yet) and into
 /// the call's mixing bridge. Returns the bridge id.
 async fn take_into_stasis(
@@ -68,31 +94,7 @@ async fn take_into_stasis(
             ));
         }
     }
-    let existing = {
-        let t = e.tracker.read().unwrap_or_else(|e| e.into_inner());
-        call_bridge(&t, &plan.id)
-    };
-    let bridge = match existing {
-        Some(b) => b,
-        None => {
-            let name = bridge_name(&plan.id);
-            let v = e
-                .ari
-                .post("/bridges", &[("type", "mixing"), ("name", &name)])
-                .await?;
-            v.get("id")
-                .and_then(|i| i.as_str())
-                .map(str::to_string)
-                .ok_or_else(|| {
-                    ApiError::new(
-                        axum::http::StatusCode::BAD_GATEWAY,
-                        "pc_operation_failed",
-                        "ARI created a bridge without an id",
-                    )
-                })?
-        }
-    };
-    Ok(bridge)
+    ensure_bridge(e, &plan.id).await
 }
 
 pub async fn on_hold(
@@ -183,24 +185,7 @@ pub async fn off_hold(
         .iter()
         .find(|l| l.held_by_uapid)
         .ok_or_else(|| wrong_state("the call is not on hold"))?;
-    let bridge = {
-        let t = e.tracker.read().unwrap_or_else(|e| e.into_inner());
-        call_bridge(&t, &plan.id)
-    };
-    let bridge = match bridge {
-        Some(b) => b,
-        None => {
-            let name = bridge_name(&plan.id);
-            let v = e
-                .ari
-                .post("/bridges", &[("type", "mixing"), ("name", &name)])
-                .await?;
-            v.get("id")
-                .and_then(|i| i.as_str())
-                .unwrap_or_default()
-                .to_string()
-        }
-    };
+    let bridge = ensure_bridge(e, &plan.id).await?;
     match e
         .ari
         .delete(&format!("/channels/{}/moh", held.id), &[])

@@ -432,6 +432,11 @@ pub fn plan_of(t: &Tracker, c: &CallState, app: &str) -> CallPlan {
     }
 }
 
+/// A caller id as Asterisk takes it: `"Name" <number>`.
+pub fn asterisk_caller_id(name: &str, number: &str) -> String {
+    format!("\"{}\" <{}>", name.replace('"', ""), number)
+}
+
 /// The PJSIP dial string of an extension.
 pub fn dial_string(ext: &crate::config::Extension) -> String {
     format!("PJSIP/{}", ext.endpoint)

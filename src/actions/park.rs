@@ -94,11 +94,7 @@ pub async fn unpark(
     // Shown to the phone that unparks: the caller id asked for, else the parked party.
     let shown = match caller_id {
         Some(c) => c.to_asterisk(),
-        None => format!(
-            "\"{}\" <{}>",
-            parked.caller_name.replace('"', ""),
-            parked.caller_number
-        ),
+        None => super::asterisk_caller_id(&parked.caller_name, &parked.caller_number),
     };
     // ARI's originate with the parked leg as originator: the new leg shares the call's
     // linkedid from its first ring, so List shows it in the same call.

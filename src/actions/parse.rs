@@ -31,7 +31,7 @@ pub struct CallerId {
 impl CallerId {
     /// As Asterisk takes it: `"Name" <number>`.
     pub fn to_asterisk(&self) -> String {
-        format!("\"{}\" <{}>", self.name.replace('"', ""), self.number)
+        super::asterisk_caller_id(&self.name, &self.number)
     }
 }
 

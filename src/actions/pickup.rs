@@ -41,11 +41,7 @@ pub async fn pickup(
         .find(|l| l.id != ringing.id && l.state != ChanState::Ringing);
     let shown = match (caller_id, caller) {
         (Some(c), _) => Some(c.to_asterisk()),
-        (None, Some(c)) => Some(format!(
-            "\"{}\" <{}>",
-            c.caller_name.replace('"', ""),
-            c.caller_number
-        )),
+        (None, Some(c)) => Some(super::asterisk_caller_id(&c.caller_name, &c.caller_number)),
         (None, None) => None,
     };
     let mut originate = Message::new()
