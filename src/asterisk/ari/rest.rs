@@ -39,6 +39,10 @@ impl AriRest {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .pool_max_idle_per_host(16)
+            // Asterisk closes idle HTTP sessions after 15 s (http.conf session_keep_alive):
+            // drop ours first rather than send a request into one it is closing.
+            .pool_idle_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true)
             .build()
             .expect("HTTP client builds");
         AriRest {
