@@ -260,13 +260,11 @@ pub struct App {
 #[derive(Debug, Default)]
 pub struct Directory {
     pub organizations: HashMap<u64, Organization>,
-    org_by_code: HashMap<String, u64>,
     pub users: HashMap<u64, User>,
     pub extensions: HashMap<String, Extension>,
     ext_by_endpoint: HashMap<String, String>,
     trunks: std::collections::HashSet<String>,
     pub apps: HashMap<String, App>,
-    exts_by_user: HashMap<u64, Vec<String>>,
 }
 
 /// Whether `s` is a UAPI extension number: `<code>*<short>` or a short number, digits only.
@@ -292,7 +290,6 @@ impl Directory {
             if d.organizations.insert(o.id, o.clone()).is_some() {
                 return err(format!("organization {} is listed twice", o.id));
             }
-            d.org_by_code.insert(o.code.clone(), o.id);
         }
         for u in &cfg.users {
             if !d.organizations.contains_key(&u.organization) {
@@ -342,10 +339,6 @@ impl Directory {
             if d.extensions.insert(e.number.clone(), ext).is_some() {
                 return err(format!("extension {} is listed twice", e.number));
             }
-            d.exts_by_user
-                .entry(e.user)
-                .or_default()
-                .push(e.number.clone());
         }
         for t in &cfg.trunks {
             d.trunks.insert(t.endpoint.clone());
@@ -392,10 +385,6 @@ impl Directory {
         self.trunks.contains(endpoint)
     }
 
-    pub fn trunk_endpoints(&self) -> impl Iterator<Item = &str> {
-        self.trunks.iter().map(String::as_str)
-    }
-
     /// Resolves a full (`0003*210`) or short (`210`) number. A short number needs the
     /// organization it is read in; without one it resolves only when exactly one
     /// organization has it.
@@ -417,17 +406,6 @@ impl Directory {
                 found.next().is_none().then_some(first)
             }
         }
-    }
-
-    pub fn extensions_of_user(&self, user: u64) -> &[String] {
-        self.exts_by_user
-            .get(&user)
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
-    }
-
-    pub fn organization_of_code(&self, code: &str) -> Option<u64> {
-        self.org_by_code.get(code).copied()
     }
 
     /// Whether an account may see or act on a given extension.
