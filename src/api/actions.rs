@@ -95,9 +95,7 @@ async fn update(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
-    let account = account(s, headers, q)?;
-    let target = target::resolve(&s.directory, account, user, ext)?;
-    let call = call.map(target::parse_phone_call_id).transpose()?;
+    let (account, target, call) = super::addressed(s, headers, q, user, ext, call)?;
     let action = parse::parse_action(
         &s.directory,
         &json_body(body)?,
@@ -148,9 +146,7 @@ async fn delete(
     q: &HashMap<String, String>,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let account = account(s, headers, q)?;
-    let target = target::resolve(&s.directory, account, user, ext)?;
-    let call = call.map(target::parse_phone_call_id).transpose()?;
+    let (_, target, call) = super::addressed(s, headers, q, user, ext, call)?;
     let number = match q
         .get("phoneNumber")
         .map(|n| n.trim())

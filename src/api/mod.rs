@@ -175,6 +175,25 @@ async fn list_call(
     do_list(&s, &user, &ext, Some(&call), &q, &headers)
 }
 
+/// What every PhoneCalls request starts with: who asks (the token, from the header or
+/// `accessRequestToken`), which calls `{userId}/{extension}` name for them, and the
+/// `phoneCallId`, checked.
+pub fn addressed<'c>(
+    s: &AppState,
+    headers: &HeaderMap,
+    q: &HashMap<String, String>,
+    user: &str,
+    ext: &str,
+    call: Option<&'c str>,
+) -> Result<(crate::config::Account, target::Target, Option<&'c str>), ApiError> {
+    let account = s
+        .tokens
+        .authenticate(headers, q.get("accessRequestToken").map(String::as_str))?;
+    let target = target::resolve(&s.directory, account, user, ext)?;
+    let call = call.map(target::parse_phone_call_id).transpose()?;
+    Ok((account, target, call))
+}
+
 fn do_list(
     s: &AppState,
     user: &str,
@@ -183,11 +202,7 @@ fn do_list(
     q: &HashMap<String, String>,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let account = s
-        .tokens
-        .authenticate(headers, q.get("accessRequestToken").map(String::as_str))?;
-    let target = target::resolve(&s.directory, account, user, ext)?;
-    let call = call.map(target::parse_phone_call_id).transpose()?;
+    let (_, target, call) = addressed(s, headers, q, user, ext, call)?;
     let query = list::ListQuery::parse(q)?;
     let path = match call {
         Some(c) => format!("/uapi/phoneCalls/{user}/{ext}/{c}"),
