@@ -276,6 +276,12 @@ pub fn looks_like_extension(s: &str) -> bool {
     }
 }
 
+/// Whether `s` can only be a public number: a phone number of 5 digits or more (shorter
+/// numbers are extensions, feature codes or parking spaces).
+pub fn looks_like_public_number(s: &str) -> bool {
+    looks_like_phone_number(s) && s.trim_start_matches('+').len() >= 5
+}
+
 /// Whether `s` is a phone number: digits, with an optional leading `+`.
 pub fn looks_like_phone_number(s: &str) -> bool {
     let d = s.strip_prefix('+').unwrap_or(s);
@@ -477,5 +483,8 @@ mod tests {
         assert!(!looks_like_extension("abc"));
         assert!(looks_like_phone_number("+3334444"));
         assert!(!looks_like_phone_number("12a"));
+        assert!(looks_like_public_number("3235742879"));
+        assert!(!looks_like_public_number("210"));
+        assert!(!looks_like_public_number("0003*210"));
     }
 }

@@ -42,6 +42,18 @@ pub enum Destination {
     Public(String),
 }
 
+/// Where a number leads: a known extension (full, or short in `org`), else a public
+/// number; `None` for anything else.
+pub fn destination(dir: &Directory, raw: &str, org: Option<u64>) -> Option<Destination> {
+    match dir.resolve_extension(raw, org) {
+        Some(e) => Some(Destination::Extension(e.clone())),
+        None if crate::config::looks_like_public_number(raw) => {
+            Some(Destination::Public(raw.to_string()))
+        }
+        None => None,
+    }
+}
+
 impl Destination {
     pub fn number(&self) -> &str {
         match self {
@@ -316,27 +328,12 @@ pub fn parse_action(dir: &Directory, body: &Value, org: Option<u64>) -> Result<A
                     ))
                 }
             };
-            let send_call_to = if raw.contains('*') || raw.len() <= 4 {
-                match dir.resolve_extension(&raw, org) {
-                    Some(e) => Destination::Extension(e.clone()),
-                    None => {
-                        return Err(ApiError::bad_request(
-                            "pc_sendcallto_invalid",
-                            format!("sendCallTo {raw} is not a known extension"),
-                        ))
-                    }
-                }
-            } else if looks_like_phone_number(&raw) {
-                match dir.resolve_extension(&raw, org) {
-                    Some(e) => Destination::Extension(e.clone()),
-                    None => Destination::Public(raw),
-                }
-            } else {
-                return Err(ApiError::bad_request(
+            let send_call_to = destination(dir, &raw, org).ok_or_else(|| {
+                ApiError::bad_request(
                     "pc_sendcallto_invalid",
-                    "sendCallTo must be an extension number or a public phone number",
-                ));
-            };
+                    format!("sendCallTo {raw} is neither a known extension nor a public number"),
+                )
+            })?;
             let from = match text(body, "transferFromNumber") {
                 Some(Ok(s)) if looks_like_extension(&s) || looks_like_phone_number(&s) => s,
                 _ => {

@@ -238,16 +238,14 @@ pub async fn create_simple(
         .ok_or_else(|| {
             ApiError::bad_request("pc_destination_invalid", "destination is required")
         })?;
-    let destination = match s.directory.resolve_extension(&dest, org) {
-        Some(e) => e.number.clone(),
-        None if looks_like_phone_number(&dest) && !dest.contains('*') && dest.len() > 4 => dest,
-        None => {
-            return Err(ApiError::bad_request(
+    let destination = parse::destination(&s.directory, &dest, org)
+        .map(|d| d.number().to_string())
+        .ok_or_else(|| {
+            ApiError::bad_request(
                 "pc_destination_invalid",
                 format!("destination {dest} is neither a known extension nor a public number"),
-            ))
-        }
-    };
+            )
+        })?;
     if destination == source.number {
         return Err(ApiError::bad_request(
             "pc_destination_invalid",

@@ -120,9 +120,9 @@ pub fn phone_call(t: &Tracker, call: &CallState, base_url: &str) -> PhoneCall {
     let flow = match call.origin {
         Party::Public(_) => flow::INCOMING_PUBLIC,
         _ if has_trunk => flow::OUTGOING_PUBLIC,
-        _ if destination.iter().any(|d| {
-            !d.contains('*') && crate::config::looks_like_phone_number(d) && d.len() > 6
-        }) =>
+        _ if destination
+            .iter()
+            .any(|d| crate::config::looks_like_public_number(d)) =>
         {
             flow::OUTGOING_PUBLIC
         }
