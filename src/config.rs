@@ -6,7 +6,8 @@
 //! users, extensions, trunks and OAuth apps) is checked once here and indexed, so the rest
 //! of uapid only ever sees a consistent [`Directory`].
 
-use std::collections::HashMap;
+// The directory is looked up for every channel event; its keys come from the settings.
+use rustc_hash::{FxHashMap as HashMap, FxHashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -263,7 +264,7 @@ pub struct Directory {
     pub users: HashMap<u64, User>,
     pub extensions: HashMap<String, Extension>,
     ext_by_endpoint: HashMap<String, String>,
-    trunks: std::collections::HashSet<String>,
+    trunks: FxHashSet<String>,
     pub apps: HashMap<String, App>,
 }
 

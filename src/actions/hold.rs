@@ -22,7 +22,9 @@ fn bridge_name(call: &str) -> String {
 /// The id of the call's uapid bridge, if Asterisk has it.
 fn call_bridge(t: &Tracker, call: &str) -> Option<String> {
     let name = bridge_name(call);
-    t.bridges().find(|b| b.name == name).map(|b| b.id.clone())
+    t.bridges()
+        .find(|b| b.name == name)
+        .map(|b| b.id.to_string())
 }
 
 /// The call's uapid bridge: the one Asterisk has, or a new mixing bridge.
@@ -128,7 +130,7 @@ pub async fn on_hold(
             .await?;
         let in_bridge = {
             let t = e.tracker.read().unwrap_or_else(|e| e.into_inner());
-            t.channel(&peer.id).and_then(|c| c.bridge.clone()) == Some(bridge.clone())
+            t.channel(&peer.id).and_then(|c| c.bridge.as_deref()) == Some(bridge.as_str())
         };
         if in_bridge {
             e.ari
@@ -235,7 +237,7 @@ pub async fn reap(e: &Engine, reaper: &Reaper) {
                 .call(&ch.call)
                 .is_none_or(|c| c.channels.iter().all(|x| *x == ch.id));
             if alone {
-                orphans.push(ch.id.clone());
+                orphans.push(ch.id.to_string());
             }
         }
         let empty: Vec<String> = t
@@ -246,7 +248,7 @@ pub async fn reap(e: &Engine, reaper: &Reaper) {
                     .strip_prefix("uapid-")
                     .is_some_and(|call| !e.is_busy(call))
             })
-            .map(|b| b.id.clone())
+            .map(|b| b.id.to_string())
             .collect();
         let mut asked = reaper.asked.lock().unwrap_or_else(|e| e.into_inner());
         asked.retain(|id| t.channel(id).is_some() || t.bridge(id).is_some());

@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::api::error::ApiError;
 use crate::asterisk::ami::{AmiClient, AmiError, Message};
+use crate::asterisk::ari::model::Text;
 use crate::asterisk::ari::{AriError, AriRest};
 use crate::calls::tracker::{CallState, ChanState, Input, ParkedState, Party};
 use crate::calls::Tracker;
@@ -413,16 +414,16 @@ pub fn plan_of(t: &Tracker, c: &CallState, app: &str) -> CallPlan {
         .iter()
         .filter_map(|id| t.channel(id))
         .map(|ch| Leg {
-            id: ch.id.clone(),
-            name: ch.name.clone(),
+            id: ch.id.to_string(),
+            name: ch.name.to_string(),
             party: t.party_of(ch),
             state: ch.state,
-            bridge: ch.bridge.clone(),
+            bridge: ch.bridge.as_ref().map(Text::to_string),
             parked: t.parked(&ch.id).cloned(),
             in_stasis: t.in_stasis(&ch.id, app),
             held_by_uapid: ch.held_by_uapid.is_some(),
-            caller_name: ch.caller.name.clone(),
-            caller_number: ch.caller.number.clone(),
+            caller_name: ch.caller.name.to_string(),
+            caller_number: ch.caller.number.to_string(),
         })
         .collect();
     CallPlan {

@@ -177,7 +177,7 @@ fn dialed_number(t: &Tracker, call: &CallState) -> String {
     };
     match dir.resolve_extension(&call.dialed, org) {
         Some(e) => e.number.clone(),
-        None => call.dialed.clone(),
+        None => call.dialed.to_string(),
     }
 }
 

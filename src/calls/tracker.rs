@@ -9,16 +9,17 @@
 //! Indexes keep the calls ordered by `published` per extension, user and organization,
 //! so a page of a listing costs the same whether 1 000 or 100 000 calls are tracked.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use chrono::{DateTime, FixedOffset};
+use chrono::DateTime;
+// Keys are ids Asterisk makes, not input an attacker picks: a fast hasher is safe here.
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::asterisk::ami::Message;
-use crate::asterisk::ari::model::{channel_endpoint, parse_time, Bridge, CallerId, Channel, Event};
+pub use crate::asterisk::ari::model::Time;
+use crate::asterisk::ari::model::{channel_endpoint, Bridge, CallerId, Channel, Event, Text};
 use crate::config::Directory;
-
-pub type Time = DateTime<FixedOffset>;
 
 /// What the tracker is fed.
 #[derive(Debug)]
@@ -87,25 +88,25 @@ impl ChanState {
 /// One channel as uapid knows it.
 #[derive(Debug, Clone)]
 pub struct ChannelState {
-    pub id: String,
-    pub name: String,
+    pub id: Text,
+    pub name: Text,
     pub state: ChanState,
     pub caller: CallerId,
     pub connected: CallerId,
-    pub exten: String,
+    pub exten: Text,
     /// The dialplan application running now (`Dial`, `Stasis`, ...) and its data.
-    pub app: String,
-    pub app_data: String,
+    pub app: Text,
+    pub app_data: Text,
     pub created: Time,
     /// The PJSIP (or other technology's) resource, e.g. `0003_210`.
-    pub endpoint: Option<String>,
-    pub linkedid: String,
+    pub endpoint: Option<Text>,
+    pub linkedid: Text,
     /// The linkedid Asterisk last reported, when it differs from `linkedid`: the channel
     /// was bridged into an older call and Asterisk's snapshots have not caught up.
-    reported_linkedid: Option<String>,
+    reported_linkedid: Option<Text>,
     /// The UAPI id of the call this channel belongs to.
     pub call: Arc<str>,
-    pub bridge: Option<String>,
+    pub bridge: Option<Text>,
     pub ringing: Option<Time>,
     pub answered: Option<Time>,
     /// Since when this channel holds its peer (ChannelHold, or uapid's OnHold).
@@ -113,18 +114,18 @@ pub struct ChannelState {
     /// Since when uapid keeps this channel on hold (music on hold), and who holds it.
     pub held_by_uapid: Option<(Time, String)>,
     /// The channel that dialed this one (ARI Dial event).
-    pub dialed_by: Option<String>,
+    pub dialed_by: Option<Text>,
     /// The number the dialing channel asked for, when this channel was dialed.
-    pub dialed_number: Option<String>,
+    pub dialed_number: Option<Text>,
 }
 
 #[derive(Debug, Clone)]
 pub struct BridgeState {
-    pub id: String,
-    pub class: String,
-    pub technology: String,
-    pub name: String,
-    pub channels: Vec<String>,
+    pub id: Text,
+    pub class: Text,
+    pub technology: Text,
+    pub name: Text,
+    pub channels: Vec<Text>,
 }
 
 /// A channel waiting in a parking lot (from AMI).
@@ -166,14 +167,14 @@ impl Party {
 #[derive(Debug, Clone)]
 pub struct CallState {
     pub id: Arc<str>,
-    pub linkedid: String,
+    pub linkedid: Text,
     /// Channel ids, oldest first.
-    pub channels: Vec<String>,
+    pub channels: Vec<Text>,
     pub published: Time,
     /// The party that started the call, and the number it dialed.
     pub origin: Party,
     origin_set: bool,
-    pub dialed: String,
+    pub dialed: Text,
     pub answered: Option<Time>,
     /// Extensions involved, in order of appearance (their views, "01", "02", ...).
     pub extensions: Vec<String>,
@@ -211,18 +212,18 @@ pub fn phone_call_id(linkedid: &str) -> String {
 /// What a resynchronization has seen since it began.
 #[derive(Debug, Default)]
 struct Resync {
-    touched: HashSet<String>,
-    gone: HashSet<String>,
-    bridges_touched: HashSet<String>,
-    bridges_gone: HashSet<String>,
+    touched: HashSet<Text>,
+    gone: HashSet<Text>,
+    bridges_touched: HashSet<Text>,
+    bridges_gone: HashSet<Text>,
 }
 
 #[derive(Debug)]
 pub struct Tracker {
     dir: Arc<Directory>,
-    channels: HashMap<String, ChannelState>,
-    bridges: HashMap<String, BridgeState>,
-    parked: HashMap<String, ParkedState>,
+    channels: HashMap<Text, ChannelState>,
+    bridges: HashMap<Text, BridgeState>,
+    parked: HashMap<Text, ParkedState>,
     calls: HashMap<Arc<str>, CallState>,
     all: BTreeSet<OrderKey>,
     by_ext: HashMap<String, BTreeSet<OrderKey>>,
@@ -231,10 +232,10 @@ pub struct Tracker {
     resync: Option<Resync>,
     /// Channels and bridges recently destroyed: Asterisk can send an event for a channel
     /// after its ChannelDestroyed (seen with PickupChan), which must not bring it back.
-    tombstones: HashSet<String>,
-    tombstone_order: std::collections::VecDeque<String>,
+    tombstones: HashSet<Text>,
+    tombstone_order: std::collections::VecDeque<Text>,
     /// Parked entries not yet confirmed by the ParkedCalls listing after an AMI login.
-    parked_unconfirmed: Option<HashSet<String>>,
+    parked_unconfirmed: Option<HashSet<Text>>,
     pub ari_up: bool,
     pub ami_up: bool,
     /// An ARI snapshot has been applied since the last connect.
@@ -249,16 +250,16 @@ impl Tracker {
     pub fn new(dir: Arc<Directory>) -> Tracker {
         Tracker {
             dir,
-            channels: HashMap::new(),
-            bridges: HashMap::new(),
-            parked: HashMap::new(),
-            calls: HashMap::new(),
+            channels: HashMap::default(),
+            bridges: HashMap::default(),
+            parked: HashMap::default(),
+            calls: HashMap::default(),
             all: BTreeSet::new(),
-            by_ext: HashMap::new(),
-            by_user: HashMap::new(),
-            by_org: HashMap::new(),
+            by_ext: HashMap::default(),
+            by_user: HashMap::default(),
+            by_org: HashMap::default(),
             resync: None,
-            tombstones: HashSet::new(),
+            tombstones: HashSet::default(),
             tombstone_order: std::collections::VecDeque::new(),
             parked_unconfirmed: None,
             ari_up: false,
@@ -323,7 +324,7 @@ impl Tracker {
     /// Who a channel is, from its endpoint and the directory.
     pub fn party_of(&self, ch: &ChannelState) -> Party {
         let Some(ep) = ch.endpoint.as_deref() else {
-            return Party::Other(ch.name.clone());
+            return Party::Other(ch.name.to_string());
         };
         if let Some(ext) = self.dir.extension_by_endpoint(ep) {
             return Party::Extension(ext.number.clone());
@@ -335,9 +336,9 @@ impl Tracker {
                 (Some(_), Some(n)) => n.clone(),
                 (Some(_), None) => ch.exten.clone(),
             };
-            return Party::Public(n);
+            return Party::Public(n.to_string());
         }
-        Party::Other(ch.name.clone())
+        Party::Other(ch.name.to_string())
     }
 
     pub fn apply(&mut self, input: Input) {
@@ -365,20 +366,20 @@ impl Tracker {
     fn apply_note(&mut self, n: Note) {
         match n {
             Note::Held { held, holder, at } => {
-                if let Some(c) = self.channels.get_mut(&held) {
+                if let Some(c) = self.channels.get_mut(held.as_str()) {
                     c.held_by_uapid = Some((at, holder.clone()));
                 }
-                if let Some(c) = self.channels.get_mut(&holder) {
+                if let Some(c) = self.channels.get_mut(holder.as_str()) {
                     c.hold.get_or_insert(at);
                 }
             }
             Note::Unheld { channel } => {
                 let holder = self
                     .channels
-                    .get_mut(&channel)
+                    .get_mut(channel.as_str())
                     .and_then(|c| c.held_by_uapid.take())
                     .map(|(_, h)| h);
-                if let Some(c) = holder.and_then(|h| self.channels.get_mut(&h)) {
+                if let Some(c) = holder.and_then(|h| self.channels.get_mut(h.as_str())) {
                     c.hold = None;
                 }
             }
@@ -396,8 +397,8 @@ impl Tracker {
     const TOMBSTONES: usize = 65_536;
 
     fn bury(&mut self, id: &str) {
-        if self.tombstones.insert(id.to_string()) {
-            self.tombstone_order.push_back(id.to_string());
+        if self.tombstones.insert(Text::from(id)) {
+            self.tombstone_order.push_back(Text::from(id));
             if self.tombstone_order.len() > Self::TOMBSTONES {
                 if let Some(old) = self.tombstone_order.pop_front() {
                     self.tombstones.remove(&old);
@@ -408,7 +409,7 @@ impl Tracker {
 
     fn touch(&mut self, id: &str) {
         if let Some(r) = &mut self.resync {
-            r.touched.insert(id.to_string());
+            r.touched.insert(Text::from(id));
         }
     }
 
@@ -425,11 +426,11 @@ impl Tracker {
             }
             | Event::StasisEnd { channel, timestamp } => {
                 self.touch(&channel.id);
-                self.upsert_channel(channel, parse_time(&timestamp));
+                self.upsert_channel(channel, timestamp);
             }
             Event::ChannelHold { channel, timestamp } => {
                 self.touch(&channel.id);
-                let (id, at) = (channel.id.clone(), parse_time(&timestamp));
+                let (id, at) = (channel.id.clone(), timestamp);
                 self.upsert_channel(channel, at);
                 if let (Some(c), Some(at)) = (self.channels.get_mut(&id), at) {
                     c.hold.get_or_insert(at);
@@ -438,7 +439,7 @@ impl Tracker {
             Event::ChannelUnhold { channel, timestamp } => {
                 self.touch(&channel.id);
                 let id = channel.id.clone();
-                self.upsert_channel(channel, parse_time(&timestamp));
+                self.upsert_channel(channel, timestamp);
                 if let Some(c) = self.channels.get_mut(&id) {
                     c.hold = None;
                 }
@@ -458,7 +459,7 @@ impl Tracker {
             } => {
                 self.touch(&peer.id);
                 let id = peer.id.clone();
-                self.upsert_channel(peer, parse_time(&timestamp));
+                self.upsert_channel(peer, timestamp);
                 let Some(caller) = caller else { return };
                 let Some(p) = self.channels.get_mut(&id) else {
                     return;
@@ -483,7 +484,7 @@ impl Tracker {
             } => {
                 if let Some(ch) = channel {
                     self.touch(&ch.id);
-                    self.upsert_channel(ch, parse_time(&timestamp));
+                    self.upsert_channel(ch, timestamp);
                 }
                 self.upsert_bridge(&bridge);
             }
@@ -581,11 +582,11 @@ impl Tracker {
             caller,
             connected,
             dialplan,
-            creationtime,
+            created,
             channelvars,
             ..
         } = ch;
-        let created = parse_time(&creationtime)
+        let created = created
             .or(at)
             .unwrap_or_else(|| DateTime::UNIX_EPOCH.fixed_offset());
         let when = at.unwrap_or(created);
@@ -593,7 +594,7 @@ impl Tracker {
         let app_data = if dialplan.app_name == "Stasis" {
             dialplan.app_data
         } else {
-            String::new()
+            Text::default()
         };
         let reported = channelvars.linkedid.filter(|l| !l.is_empty());
 
@@ -603,7 +604,7 @@ impl Tracker {
             let call: Arc<str> = Arc::from(phone_call_id(&linkedid));
             let c = ChannelState {
                 id: id.clone(),
-                endpoint: channel_endpoint(&name).map(|(_, r)| r.to_string()),
+                endpoint: channel_endpoint(&name).map(|(_, r)| Text::from(r)),
                 name,
                 state,
                 caller,
@@ -645,7 +646,7 @@ impl Tracker {
         let mut changed =
             c.state != state || c.exten != dialplan.exten || c.caller.number != caller.number;
         if c.name != name {
-            c.endpoint = channel_endpoint(&name).map(|(_, r)| r.to_string());
+            c.endpoint = channel_endpoint(&name).map(|(_, r)| Text::from(r));
             c.name = name;
             changed = true;
         }
@@ -700,14 +701,14 @@ impl Tracker {
                 published: created,
                 origin: Party::Other(String::new()),
                 origin_set: false,
-                dialed: String::new(),
+                dialed: Text::default(),
                 answered: None,
                 extensions: Vec::new(),
                 users: Vec::new(),
                 orgs: Vec::new(),
             });
         if !call.channels.iter().any(|x| x == id) {
-            call.channels.push(id.to_string());
+            call.channels.push(Text::from(id));
         }
         if let Some(a) = answered {
             call.answered = Some(call.answered.map_or(a, |x| x.min(a)));
@@ -768,13 +769,10 @@ impl Tracker {
             return;
         };
         let old_key = call.key();
-        let old_exts = call.extensions.clone();
-        let old_users = call.users.clone();
-        let old_orgs = call.orgs.clone();
 
         if call.channels.is_empty() {
             let call = self.calls.remove(id).expect("present");
-            self.unindex(&call.key(), &old_exts, &old_users, &old_orgs);
+            self.unindex(&old_key, &call.extensions, &call.users, &call.orgs);
             return;
         }
 
@@ -785,7 +783,7 @@ impl Tracker {
             .filter_map(|c| self.channels.get(c))
             .collect();
         chans.sort_by(|a, b| a.created.cmp(&b.created).then_with(|| a.id.cmp(&b.id)));
-        let ordered: Vec<String> = chans.iter().map(|c| c.id.clone()).collect();
+        let ordered: Vec<Text> = chans.iter().map(|c| c.id.clone()).collect();
         let first = chans[0];
         let (origin, dialed, published) = if !call.origin_set {
             (self.party_of(first), first.exten.clone(), first.created)
@@ -834,19 +832,25 @@ impl Tracker {
         call.origin_set = true;
         call.dialed = dialed;
         call.published = published;
-        call.extensions = exts;
-        call.users = users;
-        call.orgs = orgs;
         let new_key = call.key();
-        let (exts, users, orgs) = (
-            call.extensions.clone(),
-            call.users.clone(),
-            call.orgs.clone(),
-        );
-        if new_key != old_key || exts != old_exts || users != old_users || orgs != old_orgs {
+        if new_key != old_key || exts != call.extensions || users != call.users || orgs != call.orgs
+        {
+            let old_exts = std::mem::replace(&mut call.extensions, exts);
+            let old_users = std::mem::replace(&mut call.users, users);
+            let old_orgs = std::mem::replace(&mut call.orgs, orgs);
+            let (exts, users, orgs) = (
+                call.extensions.clone(),
+                call.users.clone(),
+                call.orgs.clone(),
+            );
             self.unindex(&old_key, &old_exts, &old_users, &old_orgs);
             self.index(&new_key, &exts, &users, &orgs);
         } else if !self.all.contains(&new_key) {
+            let (exts, users, orgs) = (
+                call.extensions.clone(),
+                call.users.clone(),
+                call.orgs.clone(),
+            );
             self.index(&new_key, &exts, &users, &orgs);
         }
     }
@@ -910,8 +914,8 @@ impl Tracker {
     fn apply_snapshot(&mut self, channels: Vec<Channel>, bridges: Vec<Bridge>) {
         self.ari_synced = true;
         let r = self.resync.take().unwrap_or_default();
-        let seen: HashSet<String> = channels.iter().map(|c| c.id.clone()).collect();
-        let stale: Vec<String> = self
+        let seen: HashSet<Text> = channels.iter().map(|c| c.id.clone()).collect();
+        let stale: Vec<Text> = self
             .channels
             .keys()
             .filter(|id| !seen.contains(*id) && !r.touched.contains(*id))
@@ -920,8 +924,8 @@ impl Tracker {
         for id in stale {
             self.remove_channel(&id);
         }
-        let bridge_seen: HashSet<String> = bridges.iter().map(|b| b.id.clone()).collect();
-        let stale: Vec<String> = self
+        let bridge_seen: HashSet<Text> = bridges.iter().map(|b| b.id.clone()).collect();
+        let stale: Vec<Text> = self
             .bridges
             .keys()
             .filter(|id| !bridge_seen.contains(*id) && !r.bridges_touched.contains(*id))
@@ -933,15 +937,15 @@ impl Tracker {
         // Channels first (their creation time gives `answered` its best guess when the
         // channel is already up), then the bridges they sit in.
         let mut channels = channels;
-        channels.sort_by(|a, b| a.creationtime.cmp(&b.creationtime).then(a.id.cmp(&b.id)));
+        channels.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
         for ch in channels {
             if r.gone.contains(&ch.id) || r.touched.contains(&ch.id) {
                 continue;
             }
             let answered_var = ch
                 .answered_var()
-                .and_then(|s| parse_answer_time(s, &ch.creationtime));
-            let at = answered_var.or_else(|| parse_time(&ch.creationtime));
+                .and_then(|s| parse_answer_time(s, ch.created));
+            let at = answered_var.or(ch.created);
             self.upsert_channel(ch, at);
         }
         for b in &bridges {
@@ -980,7 +984,7 @@ impl Tracker {
                 if let Some(s) = since {
                     p.since = s;
                 }
-                self.parked.insert(uid.to_string(), p);
+                self.parked.insert(Text::from(uid), p);
                 self.refresh_call_of(uid);
             }
             "UnParkedCall" | "ParkedCallTimeOut" | "ParkedCallGiveUp" => {
@@ -1011,8 +1015,8 @@ impl Tracker {
 
 /// Reads the answer time variable (`2026-11-22 12:34:56` in the PBX's zone, or epoch
 /// seconds) using the zone of the channel's creation time.
-fn parse_answer_time(value: &str, creation: &str) -> Option<Time> {
-    let offset = *parse_time(creation)?.offset();
+fn parse_answer_time(value: &str, creation: Option<Time>) -> Option<Time> {
+    let offset = *creation?.offset();
     let value = value.trim();
     if value.is_empty() {
         return None;

@@ -4,43 +4,70 @@
 //! here panics on odd input: a message that does not parse is logged and skipped.
 
 use chrono::{DateTime, FixedOffset};
+pub use compact_str::CompactString as Text;
 use serde::Deserialize;
+
+/// A time as ARI gives it, with the PBX's offset.
+pub type Time = DateTime<FixedOffset>;
+
+/// Reads one of ARI's timestamps without keeping the string; `None` when it is not one.
+/// (Each event carries at least one: parsing it in place saves an allocation per event.)
+fn de_time<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Time>, D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = Option<Time>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an ARI timestamp")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(parse_time(v))
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+    d.deserialize_any(V)
+}
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 pub struct CallerId {
     #[serde(default)]
-    pub name: String,
+    pub name: Text,
     #[serde(default)]
-    pub number: String,
+    pub number: Text,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 pub struct Dialplan {
     #[serde(default)]
-    pub context: String,
+    pub context: Text,
     #[serde(default)]
-    pub exten: String,
+    pub exten: Text,
     #[serde(default)]
     pub priority: i64,
     #[serde(default)]
-    pub app_name: String,
+    pub app_name: Text,
     #[serde(default)]
-    pub app_data: String,
+    pub app_data: Text,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Channel {
-    pub id: String,
-    pub name: String,
-    pub state: String,
+    pub id: Text,
+    pub name: Text,
+    pub state: Text,
     #[serde(default)]
     pub caller: CallerId,
     #[serde(default)]
     pub connected: CallerId,
     #[serde(default)]
     pub dialplan: Dialplan,
-    #[serde(default)]
-    pub creationtime: String,
+    /// `creationtime`, parsed.
+    #[serde(rename = "creationtime", default, deserialize_with = "de_time")]
+    pub created: Option<Time>,
     #[serde(default)]
     pub channelvars: ChannelVars,
 }
@@ -51,13 +78,13 @@ pub struct Channel {
 pub struct ChannelVars {
     /// The call's linkedid: groups a call's channels and gives the UAPI id.
     #[serde(rename = "CHANNEL(linkedid)", default)]
-    pub linkedid: Option<String>,
+    pub linkedid: Option<Text>,
     /// The answer time as Unix seconds, from the sandbox's quiet `uapid-vars` helper...
     #[serde(rename = "EVAL_EXTEN(uapid-vars,answered,1)", default)]
-    pub answered: Option<String>,
+    pub answered: Option<Text>,
     /// ...or straight from the CDR (which logs an error for each new channel).
     #[serde(rename = "CDR(answer,u)", default)]
-    pub cdr_answer: Option<String>,
+    pub cdr_answer: Option<Text>,
 }
 
 impl Channel {
@@ -80,19 +107,19 @@ impl Channel {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Bridge {
-    pub id: String,
+    pub id: Text,
     #[serde(default)]
-    pub technology: String,
+    pub technology: Text,
     #[serde(default)]
-    pub bridge_type: String,
+    pub bridge_type: Text,
     #[serde(default)]
-    pub bridge_class: String,
+    pub bridge_class: Text,
     #[serde(default)]
-    pub creator: String,
+    pub creator: Text,
     #[serde(default)]
-    pub name: String,
+    pub name: Text,
     #[serde(default)]
-    pub channels: Vec<String>,
+    pub channels: Vec<Text>,
 }
 
 /// The event types [`Event`] reads; an application's event filter lets only these through.
@@ -124,78 +151,78 @@ pub const TRACKED_EVENTS: &[&str] = &[
 pub enum Event {
     ChannelCreated {
         channel: Channel,
-        timestamp: String,
+        timestamp: Option<Time>,
     },
     ChannelDestroyed {
         channel: Channel,
-        timestamp: String,
+        timestamp: Option<Time>,
         cause: i64,
     },
     ChannelStateChange {
         channel: Channel,
-        timestamp: String,
+        timestamp: Option<Time>,
     },
     ChannelDialplan {
         channel: Channel,
-        timestamp: String,
+        timestamp: Option<Time>,
     },
     ChannelCallerId {
         channel: Channel,
-        timestamp: String,
+        timestamp: Option<Time>,
     },
     ChannelConnectedLine {
         channel: Channel,
-        timestamp: String,
+        timestamp: Option<Time>,
     },
     ChannelHangupRequest {
         channel: Channel,
-        timestamp: String,
+        timestamp: Option<Time>,
     },
     ChannelHold {
         channel: Channel,
-        timestamp: String,
+        timestamp: Option<Time>,
     },
     ChannelUnhold {
         channel: Channel,
-        timestamp: String,
+        timestamp: Option<Time>,
     },
     ChannelEnteredBridge {
         bridge: Bridge,
         channel: Option<Channel>,
-        timestamp: String,
+        timestamp: Option<Time>,
     },
     ChannelLeftBridge {
         bridge: Bridge,
         channel: Option<Channel>,
-        timestamp: String,
+        timestamp: Option<Time>,
     },
     BridgeCreated {
         bridge: Bridge,
-        timestamp: String,
+        timestamp: Option<Time>,
     },
     BridgeDestroyed {
         bridge: Bridge,
-        timestamp: String,
+        timestamp: Option<Time>,
     },
     BridgeMerged {
         bridge: Bridge,
         bridge_from: Bridge,
-        timestamp: String,
+        timestamp: Option<Time>,
     },
     Dial {
         caller: Option<Channel>,
         peer: Channel,
-        dialstatus: String,
-        timestamp: String,
+        dialstatus: Text,
+        timestamp: Option<Time>,
     },
     StasisStart {
         channel: Channel,
         args: Vec<String>,
-        timestamp: String,
+        timestamp: Option<Time>,
     },
     StasisEnd {
         channel: Channel,
-        timestamp: String,
+        timestamp: Option<Time>,
     },
     ApplicationReplaced {
         application: String,
@@ -209,9 +236,9 @@ pub enum Event {
 #[derive(Deserialize)]
 struct RawEvent {
     #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    timestamp: String,
+    kind: Kind,
+    #[serde(default, deserialize_with = "de_time")]
+    timestamp: Option<Time>,
     channel: Option<Channel>,
     peer: Option<Channel>,
     caller: Option<Channel>,
@@ -220,104 +247,130 @@ struct RawEvent {
     #[serde(default)]
     cause: i64,
     #[serde(default)]
-    dialstatus: String,
+    dialstatus: Text,
     #[serde(default)]
     args: Vec<String>,
     #[serde(default)]
     application: String,
 }
 
+/// The `type` of an event, read without allocating.
+#[derive(Deserialize, Debug, Clone, Copy)]
+enum Kind {
+    ChannelCreated,
+    ChannelDestroyed,
+    ChannelStateChange,
+    ChannelDialplan,
+    ChannelCallerId,
+    ChannelConnectedLine,
+    ChannelHangupRequest,
+    ChannelHold,
+    ChannelUnhold,
+    ChannelEnteredBridge,
+    ChannelLeftBridge,
+    BridgeCreated,
+    BridgeDestroyed,
+    BridgeMerged,
+    Dial,
+    StasisStart,
+    StasisEnd,
+    ApplicationReplaced,
+    #[serde(other)]
+    Other,
+}
+
 impl<'de> Deserialize<'de> for Event {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Event, D::Error> {
         use serde::de::Error;
         let r = RawEvent::deserialize(d)?;
-        let missing = |f: &str| D::Error::custom(format!("{} without {f}", r.kind));
-        let timestamp = r.timestamp.clone();
+        let kind = r.kind;
+        let missing = |f: &str| D::Error::custom(format!("{kind:?} without {f}"));
+        let timestamp = r.timestamp;
         macro_rules! channel {
             () => {
                 r.channel.ok_or_else(|| missing("channel"))?
             };
         }
-        Ok(match r.kind.as_str() {
-            "ChannelCreated" => Event::ChannelCreated {
+        Ok(match kind {
+            Kind::ChannelCreated => Event::ChannelCreated {
                 channel: channel!(),
                 timestamp,
             },
-            "ChannelDestroyed" => Event::ChannelDestroyed {
+            Kind::ChannelDestroyed => Event::ChannelDestroyed {
                 cause: r.cause,
                 channel: channel!(),
                 timestamp,
             },
-            "ChannelStateChange" => Event::ChannelStateChange {
+            Kind::ChannelStateChange => Event::ChannelStateChange {
                 channel: channel!(),
                 timestamp,
             },
-            "ChannelDialplan" => Event::ChannelDialplan {
+            Kind::ChannelDialplan => Event::ChannelDialplan {
                 channel: channel!(),
                 timestamp,
             },
-            "ChannelCallerId" => Event::ChannelCallerId {
+            Kind::ChannelCallerId => Event::ChannelCallerId {
                 channel: channel!(),
                 timestamp,
             },
-            "ChannelConnectedLine" => Event::ChannelConnectedLine {
+            Kind::ChannelConnectedLine => Event::ChannelConnectedLine {
                 channel: channel!(),
                 timestamp,
             },
-            "ChannelHangupRequest" => Event::ChannelHangupRequest {
+            Kind::ChannelHangupRequest => Event::ChannelHangupRequest {
                 channel: channel!(),
                 timestamp,
             },
-            "ChannelHold" => Event::ChannelHold {
+            Kind::ChannelHold => Event::ChannelHold {
                 channel: channel!(),
                 timestamp,
             },
-            "ChannelUnhold" => Event::ChannelUnhold {
+            Kind::ChannelUnhold => Event::ChannelUnhold {
                 channel: channel!(),
                 timestamp,
             },
-            "ChannelEnteredBridge" => Event::ChannelEnteredBridge {
+            Kind::ChannelEnteredBridge => Event::ChannelEnteredBridge {
                 bridge: r.bridge.ok_or_else(|| missing("bridge"))?,
                 channel: r.channel,
                 timestamp,
             },
-            "ChannelLeftBridge" => Event::ChannelLeftBridge {
+            Kind::ChannelLeftBridge => Event::ChannelLeftBridge {
                 bridge: r.bridge.ok_or_else(|| missing("bridge"))?,
                 channel: r.channel,
                 timestamp,
             },
-            "BridgeCreated" => Event::BridgeCreated {
+            Kind::BridgeCreated => Event::BridgeCreated {
                 bridge: r.bridge.ok_or_else(|| missing("bridge"))?,
                 timestamp,
             },
-            "BridgeDestroyed" => Event::BridgeDestroyed {
+            Kind::BridgeDestroyed => Event::BridgeDestroyed {
                 bridge: r.bridge.ok_or_else(|| missing("bridge"))?,
                 timestamp,
             },
-            "BridgeMerged" => Event::BridgeMerged {
+            Kind::BridgeMerged => Event::BridgeMerged {
                 bridge: r.bridge.ok_or_else(|| missing("bridge"))?,
                 bridge_from: r.bridge_from.ok_or_else(|| missing("bridge_from"))?,
                 timestamp,
             },
-            "Dial" => Event::Dial {
+            Kind::Dial => Event::Dial {
                 caller: r.caller,
                 peer: r.peer.ok_or_else(|| missing("peer"))?,
                 dialstatus: r.dialstatus,
                 timestamp,
             },
-            "StasisStart" => Event::StasisStart {
+            Kind::StasisStart => Event::StasisStart {
                 args: r.args,
                 channel: channel!(),
                 timestamp,
             },
-            "StasisEnd" => Event::StasisEnd {
+            Kind::StasisEnd => Event::StasisEnd {
                 channel: channel!(),
                 timestamp,
             },
-            "ApplicationReplaced" => Event::ApplicationReplaced {
+            Kind::ApplicationReplaced => Event::ApplicationReplaced {
                 application: r.application,
             },
-            _ => Event::Other,
+            Kind::Other => Event::Other,
         })
     }
 }
@@ -427,7 +480,7 @@ mod tests {
         match e {
             Event::ChannelStateChange { channel, timestamp } => {
                 assert_eq!(channel.linkedid(), Some("1.0"));
-                assert_eq!(timestamp, "2026-11-22T12:00:00.000+0000");
+                assert_eq!(timestamp, parse_time("2026-11-22T12:00:00.000+0000"));
             }
             other => panic!("{other:?}"),
         }
