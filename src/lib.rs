@@ -183,8 +183,10 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     let handle = axum_server::Handle::new();
     let server = match &settings.tls {
         None => {
+            // TCP_NODELAY: a response leaves as soon as it is written.
             let srv = axum_server::from_tcp(listener)
                 .map_err(|source| StartError::Listen { addr, source })?
+                .acceptor(axum_server::accept::NoDelayAcceptor::new())
                 .handle(handle.clone());
             tokio::spawn(async move {
                 if let Err(e) = srv.serve(make).await {
@@ -197,8 +199,11 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
             let cfg = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
                 .await
                 .map_err(|e| StartError::Tls(format!("{}: {e}", tls.cert.display())))?;
-            let srv = axum_server::from_tcp_rustls(listener, cfg)
+            let tls = axum_server::tls_rustls::RustlsAcceptor::new(cfg)
+                .acceptor(axum_server::accept::NoDelayAcceptor::new());
+            let srv = axum_server::from_tcp(listener)
                 .map_err(|source| StartError::Listen { addr, source })?
+                .acceptor(tls)
                 .handle(handle.clone());
             tokio::spawn(async move {
                 if let Err(e) = srv.serve(make).await {

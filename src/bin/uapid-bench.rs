@@ -363,7 +363,7 @@ mod pbx {
     use uapid::calls::phone_call_id;
     use uapid::config::Settings;
 
-    use super::{pct, repo};
+    use super::{cpu_ticks, pct, repo, steal_percent};
 
     const UAPID: &str = "127.0.0.1:18090";
 
@@ -494,6 +494,78 @@ mod pbx {
             .into_iter()
             .map(|(lid, (b, a))| (b, a, phone_call_id(&lid)))
             .collect()
+    }
+
+    /// A TCP relay in front of Asterisk that notes when an operation passes through it:
+    /// the moment the operation leaves its sender (uapid or this benchmark), before
+    /// Asterisk's own work starts. Both paths of the overhead comparison go through it.
+    #[derive(Clone, Default)]
+    struct Tap {
+        marks: Arc<Mutex<Vec<(&'static str, Instant)>>>,
+    }
+
+    /// What the tap looks for in the bytes sent to Asterisk, and the name it notes.
+    const MARKS: &[(&[u8], &str)] = &[
+        (b"Action: Park\r\n", "park"),
+        (b"POST /ari/channels?", "unpark"),
+        (b"Action: Redirect\r\n", "transfer"),
+    ];
+
+    impl Tap {
+        /// Listens on a loopback port and relays every connection to `upstream`.
+        async fn start(&self, upstream: &str) -> std::net::SocketAddr {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("tap listens");
+            let addr = l.local_addr().expect("tap address");
+            let (upstream, marks) = (upstream.to_string(), self.marks.clone());
+            tokio::spawn(async move {
+                while let Ok((down, _)) = l.accept().await {
+                    let _ = down.set_nodelay(true);
+                    let Ok(up) = tokio::net::TcpStream::connect(&upstream).await else {
+                        continue;
+                    };
+                    let _ = up.set_nodelay(true);
+                    let (mut dr, mut dw) = down.into_split();
+                    let (mut ur, mut uw) = up.into_split();
+                    let marks = marks.clone();
+                    tokio::spawn(async move {
+                        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let n = match dr.read(&mut buf).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            let now = Instant::now();
+                            for (pat, name) in MARKS {
+                                if buf[..n].windows(pat.len()).any(|w| w == *pat) {
+                                    marks.lock().unwrap().push((name, now));
+                                }
+                            }
+                            if uw.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                        let _ = uw.shutdown().await;
+                    });
+                    tokio::spawn(async move {
+                        let _ = tokio::io::copy(&mut ur, &mut dw).await;
+                    });
+                }
+            });
+            addr
+        }
+
+        /// When the first operation `name` sent at or after `since` passed through.
+        fn first(&self, name: &str, since: Instant) -> Option<Instant> {
+            self.marks
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(n, t)| *n == name && *t >= since)
+                .map(|(_, t)| *t)
+        }
     }
 
     /// AMI events by (event, channel) with when they arrived.
@@ -659,9 +731,25 @@ mod pbx {
         let ari = AriRest::new(&a.ari_url, &a.ari_user, a.ari_password.clone());
         hangup_all(&ari).await;
 
+        // uapid and the direct operations reach Asterisk through the tap.
+        let tap = Tap::default();
+        let tap_ami = tap.start(&a.ami_addr).await;
+        let ari_host = a
+            .ari_url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        let tap_ari = tap.start(&ari_host).await;
+        let ari_ops = AriRest::new(
+            &format!("http://{tap_ari}"),
+            &a.ari_user,
+            a.ari_password.clone(),
+        );
         let _uapid = Proc(
             Command::new(format!("{}/target/release/uapid", repo()))
                 .env("UAPID_LISTEN", UAPID)
+                .env("UAPID_ASTERISK__AMI_ADDR", tap_ami.to_string())
+                .env("UAPID_ASTERISK__ARI_URL", format!("http://{tap_ari}"))
                 .env("UAPID_ASTERISK__APP", "uapid-bench")
                 .env("RUST_LOG", "uapid=warn")
                 .stdout(Stdio::null())
@@ -684,6 +772,19 @@ mod pbx {
         let admin = token(&http, "admin-app", "admin-secret").await;
         let alice = token(&http, "alice-app", "alice-secret").await;
         let (ami, seen, _listener) = listen(&settings).await;
+        let (ops, _ops_task) = AmiClient::spawn(
+            AmiConfig {
+                addr: tap_ami.to_string(),
+                user: a.ami_user.clone(),
+                secret: a.ami_secret.clone(),
+                events: vec!["None".to_string()],
+            },
+            mpsc::unbounded_channel().0,
+        );
+        {
+            let mut up = ops.connected_watch();
+            let _ = tokio::time::timeout(Duration::from_secs(10), up.wait_for(|c| *c)).await;
+        }
 
         // 1. List beside ARI's GET /channels, with live calls.
         let secs = if quick { 1.0 } else { 3.0 };
@@ -743,6 +844,7 @@ mod pbx {
         };
         let per = 10;
         let mut t: HashMap<&str, Vec<Duration>> = HashMap::new();
+        let actions_began = cpu_ticks();
         let wait = Duration::from_secs(20);
         for round in 0..rounds {
             let _c = calls_from_210("024", per, 6210, 31000);
@@ -760,7 +862,7 @@ mod pbx {
                     .await;
                     assert_eq!(st, 202, "Park via uapid");
                 } else {
-                    ami.request(
+                    ops.request(
                         Message::new()
                             .with("Action", "Park")
                             .with("Channel", leg024)
@@ -777,6 +879,14 @@ mod pbx {
                 t.entry(if via { "park_uapid" } else { "park_direct" })
                     .or_default()
                     .push(at - t0);
+                let door = tap.first("park", t0).expect("Park passed the tap");
+                t.entry(if via {
+                    "park_uapid_door"
+                } else {
+                    "park_direct_door"
+                })
+                .or_default()
+                .push(door - t0);
             }
             let lot = {
                 let v: Value = ari.get("/bridges").await.expect("bridges");
@@ -815,19 +925,20 @@ mod pbx {
                         .find(|c| c.name == *leg024)
                         .map(|c| c.id.clone())
                         .unwrap_or_default();
-                    ari.post(
-                        "/channels",
-                        &[
-                            ("endpoint", "PJSIP/0003_211"),
-                            ("context", "parkedcalls"),
-                            ("extension", &space),
-                            ("priority", "1"),
-                            ("timeout", "20"),
-                            ("originator", &originator),
-                        ],
-                    )
-                    .await
-                    .expect("ARI originate");
+                    ari_ops
+                        .post(
+                            "/channels",
+                            &[
+                                ("endpoint", "PJSIP/0003_211"),
+                                ("context", "parkedcalls"),
+                                ("extension", &space),
+                                ("priority", "1"),
+                                ("timeout", "20"),
+                                ("originator", &originator),
+                            ],
+                        )
+                        .await
+                        .expect("ARI originate");
                 }
                 let at = seen
                     .wait("UnParkedCall", leg024, wait)
@@ -836,6 +947,14 @@ mod pbx {
                 t.entry(if via { "unpark_uapid" } else { "unpark_direct" })
                     .or_default()
                     .push(at - t0);
+                let door = tap.first("unpark", t0).expect("originate passed the tap");
+                t.entry(if via {
+                    "unpark_uapid_door"
+                } else {
+                    "unpark_direct_door"
+                })
+                .or_default()
+                .push(door - t0);
             }
             // Transfer: 211 hands 024 over to 212.
             until("every unparked call bridged", 60, || async {
@@ -857,7 +976,7 @@ mod pbx {
                     let (st, _) = put(&http, &admin, id, json!({"action":"Transfer","sendCallTo":"0003*212","transferFromNumber":"0003*211","transferNumber":"0003*024"})).await;
                     assert_eq!(st, 202, "Transfer via uapid");
                 } else {
-                    ami.request(
+                    ops.request(
                         Message::new()
                             .with("Action", "Redirect")
                             .with("Channel", leg024)
@@ -876,7 +995,7 @@ mod pbx {
                         c.name.starts_with("PJSIP/0003_211-")
                             && c.linkedid().map(str::to_string) == lid
                     }) {
-                        let _ = ari.hangup(&c.id).await;
+                        let _ = ari_ops.hangup(&c.id).await;
                     }
                 }
                 let at = seen
@@ -890,33 +1009,53 @@ mod pbx {
                 })
                 .or_default()
                 .push(at - t0);
+                let door = tap.first("transfer", t0).expect("Redirect passed the tap");
+                t.entry(if via {
+                    "transfer_uapid_door"
+                } else {
+                    "transfer_direct_door"
+                })
+                .or_default()
+                .push(door - t0);
             }
             hangup_all(&ari).await;
             seen.at.lock().unwrap().clear();
+            tap.marks.lock().unwrap().clear();
         }
-        let mut overhead = json!({});
+        let mut overhead =
+            json!({ "cpu_steal_percent": steal_percent(actions_began, cpu_ticks()) });
+        let mut pair = |u: &str, d: &str| {
+            let mut take = |k: &str| t.remove(k).unwrap_or_default();
+            let (u, d) = (summary(&mut take(u)), summary(&mut take(d)));
+            let f = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+            let (o50, o99) = (
+                f(&u, "p50_ms") - f(&d, "p50_ms"),
+                f(&u, "p99_ms") - f(&d, "p99_ms"),
+            );
+            (u, d, o50, o99)
+        };
         for action in ["park", "unpark", "transfer"] {
-            let u = summary(
-                t.get_mut(format!("{action}_uapid").as_str())
-                    .map(Vec::as_mut_slice)
-                    .unwrap_or(&mut []),
+            let (u, d, o50, o99) = pair(&format!("{action}_uapid"), &format!("{action}_direct"));
+            let (du, dd, d50, d99) = pair(
+                &format!("{action}_uapid_door"),
+                &format!("{action}_direct_door"),
             );
-            let d = summary(
-                t.get_mut(format!("{action}_direct").as_str())
-                    .map(Vec::as_mut_slice)
-                    .unwrap_or(&mut []),
-            );
-            let o50 = u["p50_ms"].as_f64().unwrap_or(0.0) - d["p50_ms"].as_f64().unwrap_or(0.0);
-            let o99 = u["p99_ms"].as_f64().unwrap_or(0.0) - d["p99_ms"].as_f64().unwrap_or(0.0);
             if rounds == 0 {
                 continue;
             }
+            let f = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
             println!(
-                "pbx: {action:<8} via uapid p50 {:.2} ms p99 {:.2} ms | direct p50 {:.2} ms p99 {:.2} ms | overhead p50 {o50:.2} ms p99 {o99:.2} ms (n={})",
-                u["p50_ms"].as_f64().unwrap_or(0.0), u["p99_ms"].as_f64().unwrap_or(0.0), d["p50_ms"].as_f64().unwrap_or(0.0), d["p99_ms"].as_f64().unwrap_or(0.0), u["n"]
+                "pbx: {action:<8} until Asterisk's event: via uapid p50 {:.2} ms p99 {:.2} ms | direct p50 {:.2} ms p99 {:.2} ms | difference p50 {o50:.2} ms p99 {o99:.2} ms (n={})",
+                f(&u, "p50_ms"), f(&u, "p99_ms"), f(&d, "p50_ms"), f(&d, "p99_ms"), u["n"]
             );
-            overhead[action] =
-                json!({ "uapid": u, "direct": d, "overhead_p50_ms": o50, "overhead_p99_ms": o99 });
+            println!(
+                "pbx: {action:<8} until the operation reaches Asterisk: via uapid p50 {:.3} ms p99 {:.3} ms | direct p50 {:.3} ms p99 {:.3} ms | uapid adds p50 {d50:.3} ms p99 {d99:.3} ms",
+                f(&du, "p50_ms"), f(&du, "p99_ms"), f(&dd, "p50_ms"), f(&dd, "p99_ms")
+            );
+            overhead[action] = json!({
+                "until_event": { "uapid": u, "direct": d, "overhead_p50_ms": o50, "overhead_p99_ms": o99 },
+                "until_operation_reaches_asterisk": { "uapid": du, "direct": dd, "overhead_p50_ms": d50, "overhead_p99_ms": d99 },
+            });
         }
 
         // 3. Every call parked at once, then every call unparked at once.
