@@ -69,6 +69,11 @@ pub struct AsteriskSettings {
     pub ami_addr: String,
     pub ami_user: String,
     pub ami_secret: Secret,
+    /// AMI sessions for actions. Asterisk runs one session's actions one after the
+    /// other (a Park takes tens of ms), so several let calls be acted on in parallel.
+    /// The first session also carries the events.
+    #[serde(default = "default_ami_sessions")]
+    pub ami_sessions: usize,
     /// Where a transferred party or a click-to-call dials its destination.
     #[serde(default = "default_dial_context")]
     pub dial_context: String,
@@ -85,6 +90,9 @@ pub struct AsteriskSettings {
     pub parked_context: String,
 }
 
+fn default_ami_sessions() -> usize {
+    4
+}
 fn default_dial_context() -> String {
     "phones".into()
 }

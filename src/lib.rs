@@ -145,9 +145,26 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         ami.clone(),
     )));
 
+    // More sessions for actions only: their events are filtered out at the PBX.
+    let mut ami_pool = vec![ami.clone()];
+    for _ in 1..a.ami_sessions.max(1) {
+        let (client, task) = AmiClient::spawn(
+            AmiConfig {
+                addr: a.ami_addr.clone(),
+                user: a.ami_user.clone(),
+                secret: a.ami_secret.clone(),
+                events: vec!["uapid-none".to_string()],
+            },
+            mpsc::unbounded_channel().0,
+        );
+        ami_pool.push(client);
+        tasks.push(task);
+    }
+
     // Actions, and the reaper that ends legs left alone in uapid's Stasis bridges.
     let engine = Arc::new(actions::Engine::new(
         ami.clone(),
+        ami_pool,
         ari.clone(),
         tracker.clone(),
         changes.clone(),

@@ -773,3 +773,39 @@ async fn all_calls_form_conflicts_and_bad_input() {
     hangup_all().await;
     u.running.shutdown().await;
 }
+
+/// A client that sends UnPark as soon as Park answers gets its UnPark: if uapid has not
+/// yet seen the park in Asterisk's events, the UnPark waits for it rather than failing
+/// (the unit test `a_working_action_makes_others_busy_a_settling_one_makes_them_wait`
+/// pins that down; on an idle PBX the event usually wins the race).
+#[tokio::test]
+async fn unpark_sent_right_after_park_waits_for_the_park() {
+    let _g = serial().await;
+    sandbox();
+    hangup_all().await;
+    let u = start_uapid(test_settings()).await;
+    let alice = u.api.token_for("alice-app").await;
+    let (id, _agents) = answered_call(&u, &alice, "210", "3235742879").await;
+    let _bob = phone_answering("024", 2500);
+    let path = format!("/uapi/phoneCalls/12/0003*210/{id}");
+    let (st, body) = u
+        .api
+        .put(
+            &path,
+            &alice,
+            json!({"action":"Park","maxInParking":"30","phoneCallViewId":"01"}),
+        )
+        .await;
+    assert_eq!(st, 202, "{body}");
+    let (st, body) = u
+        .api
+        .put(
+            &path,
+            &alice,
+            json!({"action":"UnPark","sendCallTo":"0003*024","waitForPickup":"20","phoneCallViewId":"01"}),
+        )
+        .await;
+    assert_eq!(st, 202, "{body}");
+    assert_eq!(body["id"], id.as_str());
+    wait_bridged("PJSIP/trunk-", "PJSIP/0003_024-").await;
+}

@@ -57,18 +57,33 @@ impl PbxNames {
 }
 
 pub struct Engine {
+    /// The AMI session that carries the events; its link is the PBX link.
     pub ami: AmiClient,
+    /// Every AMI session actions may use (`ami` first).
+    ami_pool: Vec<AmiClient>,
+    next_ami: std::sync::atomic::AtomicUsize,
     pub ari: AriRest,
     pub tracker: Arc<RwLock<Tracker>>,
     pub changes: watch::Receiver<u64>,
     pub notes: mpsc::UnboundedSender<Input>,
     pub dir: Arc<Directory>,
     pub names: PbxNames,
-    locks: Mutex<HashMap<Arc<str>, Arc<tokio::sync::Mutex<()>>>>,
+    locks: Mutex<HashMap<Arc<str>, CallLock>>,
+}
+
+/// One call's lock, and whether its holder is only waiting for Asterisk to show the
+/// outcome of an operation already done ([`Engine::settle`]).
+#[derive(Default, Clone)]
+struct CallLock {
+    mutex: Arc<tokio::sync::Mutex<()>>,
+    settling: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The lock of one call, held while an action works on it.
-pub type CallGuard = tokio::sync::OwnedMutexGuard<()>;
+pub struct CallGuard {
+    _held: tokio::sync::OwnedMutexGuard<()>,
+    settling: Arc<std::sync::atomic::AtomicBool>,
+}
 
 /// One leg of a call as an action sees it.
 #[derive(Debug, Clone)]
@@ -234,6 +249,7 @@ pub fn new_channel_id() -> String {
 impl Engine {
     pub fn new(
         ami: AmiClient,
+        ami_pool: Vec<AmiClient>,
         ari: AriRest,
         tracker: Arc<RwLock<Tracker>>,
         changes: watch::Receiver<u64>,
@@ -243,6 +259,8 @@ impl Engine {
     ) -> Engine {
         Engine {
             ami,
+            ami_pool,
+            next_ami: Default::default(),
             ari,
             tracker,
             changes,
@@ -257,26 +275,40 @@ impl Engine {
         self.tracker.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Takes the call's lock, or says another action holds it.
-    pub fn lock_call(&self, call: &Arc<str>) -> Result<CallGuard, ApiError> {
+    /// Takes the call's lock. An action that arrives while another one only waits for
+    /// Asterisk to show its outcome waits its turn (bounded) and then plans on that
+    /// outcome, as a PBX user would expect of Park followed at once by UnPark; one that
+    /// arrives while another is still working is told the call is busy.
+    pub async fn lock_call(&self, call: &Arc<str>) -> Result<CallGuard, ApiError> {
+        use std::sync::atomic::Ordering;
         let lock = {
             let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
-            locks.retain(|_, l| Arc::strong_count(l) > 1 || l.try_lock().is_err());
+            locks.retain(|_, l| Arc::strong_count(&l.mutex) > 1 || l.mutex.try_lock().is_err());
             locks.entry(call.clone()).or_default().clone()
         };
-        lock.try_lock_owned().map_err(|_| {
-            ApiError::new(
-                StatusCode::CONFLICT,
-                "pc_phonecall_busy",
-                "another action is in progress on this phone call; try again when it is done",
-            )
-        })
+        let guard = |held| CallGuard {
+            _held: held,
+            settling: lock.settling.clone(),
+        };
+        if let Ok(held) = lock.mutex.clone().try_lock_owned() {
+            return Ok(guard(held));
+        }
+        if lock.settling.load(Ordering::Acquire) {
+            if let Ok(held) = tokio::time::timeout(SETTLE, lock.mutex.clone().lock_owned()).await {
+                return Ok(guard(held));
+            }
+        }
+        Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "pc_phonecall_busy",
+            "another action is in progress on this phone call; try again when it is done",
+        ))
     }
 
     /// Whether some action holds the call's lock now.
     pub fn is_busy(&self, call: &str) -> bool {
         let locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
-        locks.get(call).is_some_and(|l| l.try_lock().is_err())
+        locks.get(call).is_some_and(|l| l.mutex.try_lock().is_err())
     }
 
     /// A copy of what actions need to know about a call.
@@ -308,9 +340,12 @@ impl Engine {
         guard: CallGuard,
         pred: impl Fn(&Tracker) -> bool + Send + 'static,
     ) {
+        use std::sync::atomic::Ordering;
+        guard.settling.store(true, Ordering::Release);
         let me = self.clone();
         tokio::spawn(async move {
             me.wait_until(SETTLE, pred).await;
+            guard.settling.store(false, Ordering::Release);
             drop(guard);
         });
     }
@@ -326,7 +361,7 @@ impl Engine {
         path_ext: Option<&str>,
         action: &Action,
     ) -> Result<Done, ApiError> {
-        let guard = self.lock_call(call)?;
+        let guard = self.lock_call(call).await?;
         let plan = self.plan(call).ok_or_else(no_such_call)?;
         // The view the action names; without one, the path extension's view.
         let view_ext: Option<String> = match action.view() {
@@ -404,7 +439,23 @@ impl Engine {
 
     /// AMI action that must succeed.
     pub async fn ami(&self, action: Message) -> Result<crate::asterisk::ami::AmiReply, ApiError> {
-        Ok(self.ami.request(action).await?)
+        Ok(self.pick_ami().request(action).await?)
+    }
+
+    /// The next connected session of the pool, in turn; the events' session when that one
+    /// is down (so the action fails as the PBX link is down).
+    fn pick_ami(&self) -> &AmiClient {
+        if !self.ami.is_connected() || self.ami_pool.is_empty() {
+            return &self.ami;
+        }
+        let n = self.ami_pool.len();
+        let start = self
+            .next_ami
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        (0..n)
+            .map(|i| &self.ami_pool[(start + i) % n])
+            .find(|c| c.is_connected())
+            .unwrap_or(&self.ami)
     }
 }
 
@@ -441,4 +492,74 @@ pub fn asterisk_caller_id(name: &str, number: &str) -> String {
 /// The PJSIP dial string of an extension.
 pub fn dial_string(ext: &crate::config::Extension) -> String {
     format!("PJSIP/{}", ext.endpoint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::asterisk::ami::AmiConfig;
+    use crate::config::Settings;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// An engine whose PBX links point at a closed port: only its call locks are used.
+    fn engine() -> (Arc<Engine>, watch::Sender<u64>) {
+        let s = Settings::defaults();
+        let a = &s.asterisk;
+        let (ami, _task) = AmiClient::spawn(
+            AmiConfig {
+                addr: "127.0.0.1:9".into(),
+                user: a.ami_user.clone(),
+                secret: a.ami_secret.clone(),
+                events: vec![],
+            },
+            mpsc::unbounded_channel().0,
+        );
+        let dir = Arc::new(Directory::build(&s.directory).expect("directory"));
+        let (changes_tx, changes) = watch::channel(0);
+        let e = Engine::new(
+            ami.clone(),
+            vec![ami],
+            AriRest::new("http://127.0.0.1:9", &a.ari_user, a.ari_password.clone()),
+            Arc::new(RwLock::new(Tracker::new(dir.clone()))),
+            changes,
+            mpsc::unbounded_channel().0,
+            dir,
+            PbxNames::from_settings(a),
+        );
+        (Arc::new(e), changes_tx)
+    }
+
+    #[tokio::test]
+    async fn a_working_action_makes_others_busy_a_settling_one_makes_them_wait() {
+        let (e, changes) = engine();
+        let call: Arc<str> = Arc::from("c1");
+        let first = e.lock_call(&call).await.expect("free");
+        let busy = e.lock_call(&call).await.err().expect("busy while working");
+        assert_eq!(
+            (busy.status, busy.code),
+            (StatusCode::CONFLICT, "pc_phonecall_busy")
+        );
+        assert!(e.is_busy(&call));
+
+        // The first action's operation is done; it waits for the PBX to show it.
+        let shown = Arc::new(AtomicBool::new(false));
+        let s2 = shown.clone();
+        e.settle(first, move |_| s2.load(Ordering::SeqCst));
+        let e2 = e.clone();
+        let c2 = call.clone();
+        let mut next = tokio::spawn(async move { e2.lock_call(&c2).await.map(|_| ()) });
+        // Still waiting: the outcome has not shown yet.
+        assert!(tokio::time::timeout(Duration::from_millis(50), &mut next)
+            .await
+            .is_err());
+        shown.store(true, Ordering::SeqCst);
+        changes.send_modify(|n| *n += 1);
+        let got = tokio::time::timeout(Duration::from_secs(5), next)
+            .await
+            .expect("the waiting action gets the lock once the outcome shows")
+            .expect("task");
+        assert!(got.is_ok());
+        // Another call was never locked.
+        assert!(e.lock_call(&Arc::from("c2")).await.is_ok());
+    }
 }

@@ -692,7 +692,12 @@ mod pbx {
             .to_string()
     }
 
-    async fn put(http: &reqwest::Client, token: &str, id: &str, body: Value) -> (u16, Duration) {
+    async fn put(
+        http: &reqwest::Client,
+        token: &str,
+        id: &str,
+        body: Value,
+    ) -> (u16, Duration, String) {
         let t = Instant::now();
         let r = http
             .put(format!("http://{UAPID}/uapi/phoneCalls/@me/@self/{id}"))
@@ -702,8 +707,8 @@ mod pbx {
             .await
             .expect("PUT");
         let st = r.status().as_u16();
-        let _ = r.bytes().await;
-        (st, t.elapsed())
+        let text = r.text().await.unwrap_or_default();
+        (st, t.elapsed(), text)
     }
 
     fn summary(v: &mut [Duration]) -> Value {
@@ -853,7 +858,7 @@ mod pbx {
                 let via = (i + round) % 2 == 0;
                 let t0 = Instant::now();
                 if via {
-                    let (st, _) = put(
+                    let (st, _, _) = put(
                         &http,
                         &admin,
                         id,
@@ -916,7 +921,7 @@ mod pbx {
                 let via = (i + round) % 2 == 0;
                 let t0 = Instant::now();
                 if via {
-                    let (st, _) = put(&http, &admin, id, json!({"action":"UnPark","sendCallTo":"0003*211","waitForPickup":20,"phoneCallViewId":"01"})).await;
+                    let (st, _, _) = put(&http, &admin, id, json!({"action":"UnPark","sendCallTo":"0003*211","waitForPickup":20,"phoneCallViewId":"01"})).await;
                     assert_eq!(st, 202, "UnPark via uapid");
                 } else {
                     let space = parked.get(leg024).expect("parked space").clone();
@@ -973,7 +978,7 @@ mod pbx {
                 let via = (i + round) % 2 == 0;
                 let t0 = Instant::now();
                 if via {
-                    let (st, _) = put(&http, &admin, id, json!({"action":"Transfer","sendCallTo":"0003*212","transferFromNumber":"0003*211","transferNumber":"0003*024"})).await;
+                    let (st, _, _) = put(&http, &admin, id, json!({"action":"Transfer","sendCallTo":"0003*212","transferFromNumber":"0003*211","transferNumber":"0003*024"})).await;
                     assert_eq!(st, 202, "Transfer via uapid");
                 } else {
                     ops.request(
@@ -1090,9 +1095,10 @@ mod pbx {
             let mut lat = Vec::new();
             let mut errors = 0;
             for r in reqs {
-                let (st, d) = r.await.expect("request task");
+                let (st, d, text) = r.await.expect("request task");
                 if st != 202 {
                     errors += 1;
+                    println!("pbx: {action}: {st} {text}");
                 }
                 lat.push(d);
             }
