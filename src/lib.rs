@@ -163,7 +163,6 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
 
     // Actions, and the reaper that ends legs left alone in uapid's Stasis bridges.
     let engine = Arc::new(actions::Engine::new(
-        ami.clone(),
         ami_pool,
         ari.clone(),
         tracker.clone(),

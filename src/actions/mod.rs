@@ -247,8 +247,8 @@ pub fn new_channel_id() -> String {
 }
 
 impl Engine {
+    /// `ami_pool`: the AMI sessions, the one that carries the events first.
     pub fn new(
-        ami: AmiClient,
         ami_pool: Vec<AmiClient>,
         ari: AriRest,
         tracker: Arc<RwLock<Tracker>>,
@@ -257,6 +257,7 @@ impl Engine {
         dir: Arc<Directory>,
         names: PbxNames,
     ) -> Engine {
+        let ami = ami_pool.first().expect("one AMI session").clone();
         Engine {
             ami,
             ami_pool,
@@ -517,7 +518,6 @@ mod tests {
         let dir = Arc::new(Directory::build(&s.directory).expect("directory"));
         let (changes_tx, changes) = watch::channel(0);
         let e = Engine::new(
-            ami.clone(),
             vec![ami],
             AriRest::new("http://127.0.0.1:9", &a.ari_user, a.ari_password.clone()),
             Arc::new(RwLock::new(Tracker::new(dir.clone()))),
