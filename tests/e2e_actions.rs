@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
+use std::time::Duration;
 
 const ALICE_ALL: &str = "/uapi/phoneCalls/@me/@self";
 
@@ -531,20 +532,19 @@ async fn transfer_to_voicemail_leaves_a_message() {
         channels_named("PJSIP/0003_024-").await.is_empty(),
         "024 left"
     );
-    // 210's phone keeps sending its tone; hang up after the beep and some audio.
-    eventually("the recording to start", || async {
-        let out = std::process::Command::new("bash")
-            .args([
-                &format!("{REPO}/docker/sandbox.sh"),
-                "rx",
-                "core show channels verbose",
-            ])
-            .output()
-            .ok()?;
-        String::from_utf8_lossy(&out.stdout)
-            .contains("VoiceMail")
-            .then_some(())
-    })
+    // 210's phone keeps sending its tone; hang up after the beep and some audio. The
+    // greeting ("the person at extension 2 1 1 is unavailable", then the instructions)
+    // lasts about 21 s before the beep: the recording's file appears after it.
+    eventually_within(
+        "the recording to start after the greeting",
+        Duration::from_secs(45),
+        || async {
+            let dir = std::fs::read_dir(format!("{inbox}/../tmp")).ok()?;
+            dir.filter_map(|e| e.ok())
+                .any(|e| e.path().extension().is_some_and(|x| x == "wav"))
+                .then_some(())
+        },
+    )
     .await;
     // Let it record past minsecs (1 s): wait until the message's tmp file grows.
     eventually("audio to be recorded", || async {

@@ -1141,3 +1141,23 @@ mod pbx {
         json!({ "list": list_rows, "action_overhead": overhead, "concurrency": concurrency })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The replay and the size probe run, on a few calls, and measure what they say.
+    #[test]
+    fn tracker_parts_run_on_a_few_calls() {
+        let per_call = super::template().life.len();
+        let (eps, events) = super::events_per_second(40);
+        assert_eq!(events, 40 * per_call);
+        assert!(eps.is_finite() && eps > 0.0);
+        let v = super::tracker_size(200);
+        assert_eq!(v["calls"], 200);
+        assert!(v["list_admin_p50_ms"].as_f64().is_some_and(|t| t > 0.0));
+        assert!(v["list_user_p50_ms"].as_f64().is_some_and(|t| t > 0.0));
+        let (before, after) = (super::cpu_ticks(), super::cpu_ticks());
+        assert!(
+            after.1 >= before.1 && (0.0..=100.0).contains(&super::steal_percent(before, after))
+        );
+    }
+}

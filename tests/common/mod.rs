@@ -109,12 +109,22 @@ pub async fn hangup_all() {
 }
 
 /// Polls `f` until it returns `Some`, at most [`WAIT`].
-pub async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + WAIT;
+    eventually_within(what, WAIT, f).await
+}
+
+/// Polls `f` until it returns `Some`, at most `bound` (for waits the PBX makes long on
+/// purpose, such as a voicemail greeting).
+pub async fn eventually_within<T, F, Fut>(what: &str, bound: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + bound;
     loop {
         if let Some(v) = f().await {
             return v;
@@ -337,6 +347,9 @@ pub fn test_settings() -> Settings {
         std::process::id(),
         NEXT_APP.fetch_add(1, Ordering::Relaxed)
     );
+    if let Ok(n) = std::env::var("UAPID_TEST_AMI_SESSIONS") {
+        s.asterisk.ami_sessions = n.parse().expect("a number");
+    }
     s
 }
 
