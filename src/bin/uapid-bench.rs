@@ -13,6 +13,7 @@
 //! `--quick` runs small sizes (a smoke run).
 
 use std::collections::HashMap;
+
 use std::io::Write;
 use std::process::Command;
 use std::sync::Arc;
@@ -155,26 +156,46 @@ fn new_tracker() -> Tracker {
 /// the socket, while it is in cache; a small batch (about 340 KB of JSON) stays in cache
 /// as well, where one of 1,000 calls (17 MB) would be read back from memory.
 const BATCH: usize = 20;
-/// Events per second through parse + apply, on this thread.
-fn events_per_second(calls: usize) -> (f64, usize) {
+/// CPU time this thread has run: time the core was taken away from it (other
+/// processes, the hypervisor) is not in it.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec, which lives on this stack frame.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Events per second through parse + apply on this thread, by the wall clock and by the
+/// thread's own CPU time.
+fn events_per_second(calls: usize) -> (f64, f64, usize) {
     let tpl = template();
     let mut t = new_tracker();
     let mut spent = Duration::ZERO;
+    let mut cpu = Duration::ZERO;
     let mut events = 0;
     for batch in (0..calls).collect::<Vec<_>>().chunks(BATCH) {
         let lines: Vec<String> = batch
             .iter()
             .flat_map(|&n| tpl.call(n, tpl.life.len()))
             .collect();
-        let start = Instant::now();
+        let (start, cpu0) = (Instant::now(), thread_cpu());
         for l in &lines {
             parse_apply(&mut t, l);
         }
         spent += start.elapsed();
+        cpu += thread_cpu() - cpu0;
         events += lines.len();
     }
     assert_eq!(t.call_count(), 0, "every synthetic call ended");
-    (events as f64 / spent.as_secs_f64(), events)
+    (
+        events as f64 / spent.as_secs_f64(),
+        events as f64 / cpu.as_secs_f64(),
+        events,
+    )
 }
 
 /// In a fresh process: `n` answered calls tracked; memory and List cost.
@@ -222,23 +243,28 @@ fn tracker_size(n: usize) -> Value {
 
 fn tracker_section(quick: bool) -> Value {
     // Repeated: the CPU this runs on is shared (see `cpu_ticks`); the median is the
-    // figure, the spread is shown beside it.
+    // figure, the spread is shown beside it. The rate per second of the thread's own CPU
+    // time leaves out the time the core was taken away from it.
     let (reps, calls) = if quick { (2, 2_000) } else { (5, 20_000) };
     let before = cpu_ticks();
-    let mut runs = Vec::new();
+    let (mut runs, mut cpu_runs) = (Vec::new(), Vec::new());
     let mut events = 0;
     for _ in 0..reps {
-        let (eps, n) = events_per_second(calls);
+        let (eps, cpu_eps, n) = events_per_second(calls);
         runs.push(eps);
+        cpu_runs.push(cpu_eps);
         events = n;
     }
     let steal = steal_percent(before, cpu_ticks());
     runs.sort_by(f64::total_cmp);
-    let eps = runs[runs.len() / 2];
+    cpu_runs.sort_by(f64::total_cmp);
+    let (eps, cpu_eps) = (runs[runs.len() / 2], cpu_runs[cpu_runs.len() / 2]);
     println!(
-        "tracker: {events} events parsed and applied on one core, {reps} runs: median {eps:.0} events/s (slowest {:.0}, fastest {:.0}; CPU stolen by the hypervisor meanwhile: {steal:.0}%)",
+        "tracker: {events} events parsed and applied on one core, {reps} runs: median {eps:.0} events/s by the clock (slowest {:.0}, fastest {:.0}), {cpu_eps:.0} per second of the thread's CPU time (slowest {:.0}, fastest {:.0}); CPU stolen by the hypervisor meanwhile: {steal:.0}%",
         runs[0],
-        runs[runs.len() - 1]
+        runs[runs.len() - 1],
+        cpu_runs[0],
+        cpu_runs[cpu_runs.len() - 1],
     );
     let sizes: &[usize] = if quick {
         &[1_000, 10_000]
@@ -280,6 +306,8 @@ fn tracker_section(quick: bool) -> Value {
     json!({
         "events_per_second": eps,
         "events_per_second_runs": runs,
+        "events_per_cpu_second": cpu_eps,
+        "events_per_cpu_second_runs": cpu_runs,
         "cpu_steal_percent": steal,
         "events": events,
         "sizes": rows,
@@ -298,8 +326,8 @@ fn main() {
             .get(i + 1)
             .and_then(|n| n.parse().ok())
             .expect("--tracker-events CALLS");
-        let (eps, events) = events_per_second(n);
-        println!("{events} events: {eps:.0} events/s");
+        let (eps, cpu_eps, events) = events_per_second(n);
+        println!("{events} events: {eps:.0} events/s ({cpu_eps:.0} per CPU second)");
         return;
     }
     if let Some(i) = args.iter().position(|a| a == "--tracker-size") {
@@ -630,7 +658,62 @@ mod pbx {
         (ami, seen, task)
     }
 
-    /// Latency and throughput of GET `url` with `workers` concurrent clients for `secs`.
+    /// CPU time (user + system) process `pid` has used, from /proc/<pid>/stat.
+    fn cpu_time(pid: u32) -> Duration {
+        static TICK: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+        let tick = *TICK.get_or_init(|| {
+            Command::new("getconf")
+                .arg("CLK_TCK")
+                .output()
+                .ok()
+                .and_then(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                })
+                .unwrap_or(100.0)
+        });
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Fields after the command's closing parenthesis; utime and stime are 14 and 15.
+        let f: Vec<u64> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest)
+            .unwrap_or("")
+            .split_whitespace()
+            .map(|x| x.parse().unwrap_or(0))
+            .collect();
+        let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+        Duration::from_secs_f64(ticks as f64 / tick)
+    }
+
+    /// The sandbox's Asterisk process.
+    fn asterisk_pid() -> u32 {
+        let dir = std::env::var("UAPID_SANDBOX_DIR")
+            .unwrap_or_else(|_| "/var/cache/uapid-sandbox".to_string());
+        std::fs::read_to_string(format!("{dir}/asterisk.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse().ok())
+            .expect("the sandbox's asterisk.pid")
+    }
+
+    /// CPU seconds per second `pid` spends with no requests (Asterisk relays the calls'
+    /// audio all along): subtracted from what a load costs it.
+    async fn idle_cpu_rate(pid: u32) -> f64 {
+        let (c0, t0) = (cpu_time(pid), Instant::now());
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        (cpu_time(pid) - c0).as_secs_f64() / t0.elapsed().as_secs_f64()
+    }
+
+    /// The server a load is aimed at: its process and its CPU rate when idle.
+    #[derive(Clone, Copy)]
+    struct Server {
+        pid: u32,
+        idle_rate: f64,
+    }
+
+    /// Latency and throughput of GET `url` with `workers` concurrent clients for `secs`,
+    /// and the server's CPU time per request.
     async fn load(
         http: &reqwest::Client,
         url: &str,
@@ -638,7 +721,9 @@ mod pbx {
         bearer: Option<&str>,
         workers: usize,
         secs: f64,
+        server: Server,
     ) -> Value {
+        let (cpu0, began) = (cpu_time(server.pid), Instant::now());
         let end = Instant::now() + Duration::from_secs_f64(secs);
         let mut tasks = Vec::new();
         for _ in 0..workers {
@@ -668,8 +753,17 @@ mod pbx {
         for t in tasks {
             all.extend(t.await.expect("worker"));
         }
+        let cpu = (cpu_time(server.pid) - cpu0).as_secs_f64()
+            - server.idle_rate * began.elapsed().as_secs_f64();
         all.sort();
-        json!({ "requests": all.len(), "p50_ms": pct(&all, 50.0), "p99_ms": pct(&all, 99.0), "rps": all.len() as f64 / secs })
+        json!({
+            "requests": all.len(),
+            "p50_ms": pct(&all, 50.0),
+            "p90_ms": pct(&all, 90.0),
+            "p99_ms": pct(&all, 99.0),
+            "rps": all.len() as f64 / secs,
+            "server_cpu_us_per_request": (cpu.max(0.0) * 1e6 / all.len().max(1) as f64),
+        })
     }
 
     async fn token(http: &reqwest::Client, id: &str, secret: &str) -> String {
@@ -713,7 +807,7 @@ mod pbx {
 
     fn summary(v: &mut [Duration]) -> Value {
         v.sort();
-        json!({ "n": v.len(), "p50_ms": pct(v, 50.0), "p99_ms": pct(v, 99.0) })
+        json!({ "n": v.len(), "p50_ms": pct(v, 50.0), "p90_ms": pct(v, 90.0), "p99_ms": pct(v, 99.0), "max_ms": pct(v, 100.0) })
     }
 
     /// `only`: `pbx-list`, `pbx-actions` or `pbx-concurrency` for one part.
@@ -761,6 +855,7 @@ mod pbx {
                 .spawn()
                 .expect("start target/release/uapid (cargo build --release first)"),
         );
+        let uapid_pid = _uapid.0.id();
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(64)
             .build()
@@ -808,9 +903,36 @@ mod pbx {
             let list_url = format!("http://{UAPID}/uapi/phoneCalls/@me/@self");
             let ari_url = format!("{}/ari/channels", a.ari_url);
             let mut row = json!({ "live_calls": n });
+            // Each server's CPU when nobody asks anything, with these calls up.
+            let uapid_srv = Server {
+                pid: uapid_pid,
+                idle_rate: idle_cpu_rate(uapid_pid).await,
+            };
+            let asterisk_srv = Server {
+                pid: asterisk_pid(),
+                idle_rate: idle_cpu_rate(asterisk_pid()).await,
+            };
             for workers in [1usize, 4] {
-                let admin_l = load(&http, &list_url, None, Some(&admin), workers, secs).await;
-                let user_l = load(&http, &list_url, None, Some(&alice), workers, secs).await;
+                let admin_l = load(
+                    &http,
+                    &list_url,
+                    None,
+                    Some(&admin),
+                    workers,
+                    secs,
+                    uapid_srv,
+                )
+                .await;
+                let user_l = load(
+                    &http,
+                    &list_url,
+                    None,
+                    Some(&alice),
+                    workers,
+                    secs,
+                    uapid_srv,
+                )
+                .await;
                 let ari_l = load(
                     &http,
                     &ari_url,
@@ -818,6 +940,7 @@ mod pbx {
                     None,
                     workers,
                     secs,
+                    asterisk_srv,
                 )
                 .await;
                 let ratio = ari_l["p50_ms"].as_f64().unwrap_or(0.0)
@@ -828,7 +951,19 @@ mod pbx {
                     user_l["p50_ms"].as_f64().unwrap_or(0.0), user_l["rps"].as_f64().unwrap_or(0.0),
                     ari_l["p50_ms"].as_f64().unwrap_or(0.0), ari_l["p99_ms"].as_f64().unwrap_or(0.0), ari_l["rps"].as_f64().unwrap_or(0.0),
                 );
-                row[format!("clients_{workers}")] = json!({ "list_admin": admin_l, "list_user": user_l, "ari_channels": ari_l, "ari_p50_over_list_p50": ratio });
+                let (list_cpu, ari_cpu) = (
+                    admin_l["server_cpu_us_per_request"]
+                        .as_f64()
+                        .unwrap_or(f64::NAN),
+                    ari_l["server_cpu_us_per_request"]
+                        .as_f64()
+                        .unwrap_or(f64::NAN),
+                );
+                println!(
+                    "pbx: {n:>3} calls, {workers} client(s): server CPU per request: uapid List {list_cpu:.0} us, Asterisk GET /channels {ari_cpu:.0} us ({:.1}x)",
+                    ari_cpu / list_cpu
+                );
+                row[format!("clients_{workers}")] = json!({ "list_admin": admin_l, "list_user": user_l, "ari_channels": ari_l, "ari_p50_over_list_p50": ratio, "ari_cpu_over_list_cpu": ari_cpu / list_cpu });
             }
             list_rows.push(row);
             hangup_all(&ari).await;
@@ -1148,9 +1283,10 @@ mod tests {
     #[test]
     fn tracker_parts_run_on_a_few_calls() {
         let per_call = super::template().life.len();
-        let (eps, events) = super::events_per_second(40);
+        let (eps, cpu_eps, events) = super::events_per_second(40);
         assert_eq!(events, 40 * per_call);
         assert!(eps.is_finite() && eps > 0.0);
+        assert!(cpu_eps.is_finite() && cpu_eps > 0.0);
         let v = super::tracker_size(200);
         assert_eq!(v["calls"], 200);
         assert!(v["list_admin_p50_ms"].as_f64().is_some_and(|t| t > 0.0));

@@ -40,14 +40,11 @@ pub struct CallerId {
     pub number: Text,
 }
 
+/// The dialplan location uapid reads (its context and priority are skipped).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 pub struct Dialplan {
     #[serde(default)]
-    pub context: Text,
-    #[serde(default)]
     pub exten: Text,
-    #[serde(default)]
-    pub priority: i64,
     #[serde(default)]
     pub app_name: Text,
     #[serde(default)]
@@ -111,11 +108,7 @@ pub struct Bridge {
     #[serde(default)]
     pub technology: Text,
     #[serde(default)]
-    pub bridge_type: Text,
-    #[serde(default)]
     pub bridge_class: Text,
-    #[serde(default)]
-    pub creator: Text,
     #[serde(default)]
     pub name: Text,
     #[serde(default)]
