@@ -75,9 +75,39 @@ pub struct PhoneCallView {
     pub holder: Option<String>,
 }
 
-/// `2012-06-27T16:08:55+03:00`.
+/// `2012-06-27T16:08:55+03:00`. Written digit by digit: a listing formats several per
+/// call, and chrono's general formatter cost a tenth of a List request.
 pub fn format_time(t: &Time) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+    use chrono::{Datelike, Timelike};
+    fn two(out: &mut String, n: u32) {
+        out.push(char::from(b'0' + (n / 10 % 10) as u8));
+        out.push(char::from(b'0' + (n % 10) as u8));
+    }
+    let local = t.naive_local();
+    let year = local.year();
+    if !(0..=9999).contains(&year) {
+        return t.to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
+    }
+    let mut out = String::with_capacity(25);
+    two(&mut out, year as u32 / 100);
+    two(&mut out, year as u32 % 100);
+    out.push('-');
+    two(&mut out, local.month());
+    out.push('-');
+    two(&mut out, local.day());
+    out.push('T');
+    two(&mut out, local.hour());
+    out.push(':');
+    two(&mut out, local.minute());
+    out.push(':');
+    two(&mut out, local.second());
+    let offset = t.offset().local_minus_utc();
+    out.push(if offset < 0 { '-' } else { '+' });
+    let minutes = offset.unsigned_abs() / 60;
+    two(&mut out, minutes / 60);
+    out.push(':');
+    two(&mut out, minutes % 60);
+    out
 }
 
 /// `Name <number>`; a caller with no name shows its number as the name.
@@ -90,7 +120,12 @@ pub fn format_caller_id(c: &CallerId) -> Option<String> {
     } else {
         &c.name
     };
-    Some(format!("{name} <{}>", c.number))
+    let mut out = String::with_capacity(name.len() + c.number.len() + 3);
+    out.push_str(name);
+    out.push_str(" <");
+    out.push_str(&c.number);
+    out.push('>');
+    Some(out)
 }
 
 /// The PhoneCall of one tracked call. `base_url` prefixes `link.self`.
@@ -272,5 +307,45 @@ fn view(
         parked_by: parked.map(|_| ext.to_string()),
         on_hold: own_hold.or(other_hold).as_ref().map(format_time),
         holder: own_hold.map(|_| "1".to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::asterisk::ari::model::parse_time;
+
+    #[test]
+    fn times_format_as_chrono_does() {
+        for t in [
+            "2026-11-22T12:34:56.789+0000",
+            "2012-06-27T16:08:55+0300",
+            "2026-01-02T03:04:05-0330",
+            "0999-12-31T23:59:59+1400",
+        ] {
+            let t = parse_time(t).unwrap();
+            assert_eq!(
+                format_time(&t),
+                t.to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+            );
+        }
+        assert_eq!(
+            format_time(&parse_time("2012-06-27T16:08:55+0300").unwrap()),
+            "2012-06-27T16:08:55+03:00"
+        );
+    }
+
+    #[test]
+    fn caller_ids() {
+        let c = |name: &str, number: &str| CallerId {
+            name: name.into(),
+            number: number.into(),
+        };
+        assert_eq!(
+            format_caller_id(&c("John Doe", "42")).as_deref(),
+            Some("John Doe <42>")
+        );
+        assert_eq!(format_caller_id(&c("", "42")).as_deref(), Some("42 <42>"));
+        assert_eq!(format_caller_id(&c("", "")), None);
     }
 }
