@@ -524,6 +524,42 @@ mod pbx {
             .collect()
     }
 
+    /// Waits until uapid lists `n` calls, each as `ok` wants it: what a client sees before
+    /// it acts (Asterisk's own listing can be a few events ahead of uapid's).
+    async fn uapid_shows(
+        http: &reqwest::Client,
+        token: &str,
+        n: usize,
+        what: &str,
+        ok: impl Fn(&[Value]) -> bool,
+    ) {
+        until(&format!("uapid to show {n} calls {what}"), 60, || async {
+            let v: Value = http
+                .get(format!(
+                    "http://{UAPID}/uapi/phoneCalls/@me/@self?count=5000"
+                ))
+                .bearer_auth(token)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let calls = v["entry"].as_array()?;
+            let good = calls
+                .iter()
+                .filter(|c| c["phoneCallView"].as_array().is_some_and(|vs| ok(vs)))
+                .count();
+            (calls.len() == n && good == n).then_some(())
+        })
+        .await
+    }
+
+    /// Every view talking.
+    fn all_talking(views: &[Value]) -> bool {
+        !views.is_empty() && views.iter().all(|v| v["status"] == "5")
+    }
+
     /// A TCP relay in front of Asterisk that notes when an operation passes through it:
     /// the moment the operation leaves its sender (uapid or this benchmark), before
     /// Asterisk's own work starts. Both paths of the overhead comparison go through it.
@@ -989,18 +1025,19 @@ mod pbx {
         for round in 0..rounds {
             let _c = calls_from_210("024", per, 6210, 31000);
             let calls = legs(&ari, per).await;
+            uapid_shows(&http, &admin, per, "answered", all_talking).await;
             for (i, (leg024, leg210, id)) in calls.iter().enumerate() {
                 let via = (i + round) % 2 == 0;
                 let t0 = Instant::now();
                 if via {
-                    let (st, _, _) = put(
+                    let (st, _, text) = put(
                         &http,
                         &admin,
                         id,
                         json!({"action":"Park","maxInParking":3600,"phoneCallViewId":"01"}),
                     )
                     .await;
-                    assert_eq!(st, 202, "Park via uapid");
+                    assert_eq!(st, 202, "Park via uapid: {text}");
                 } else {
                     ops.request(
                         Message::new()
@@ -1035,6 +1072,10 @@ mod pbx {
                     .unwrap_or(0)
             };
             assert!(lot > 0, "calls parked");
+            uapid_shows(&http, &admin, per, "parked", |vs| {
+                vs.iter().any(|v| v.get("parked").is_some())
+            })
+            .await;
             // UnPark: the parked legs (024) go to 211.
             let parked: HashMap<String, String> = {
                 let r = ami
@@ -1056,8 +1097,8 @@ mod pbx {
                 let via = (i + round) % 2 == 0;
                 let t0 = Instant::now();
                 if via {
-                    let (st, _, _) = put(&http, &admin, id, json!({"action":"UnPark","sendCallTo":"0003*211","waitForPickup":20,"phoneCallViewId":"01"})).await;
-                    assert_eq!(st, 202, "UnPark via uapid");
+                    let (st, _, text) = put(&http, &admin, id, json!({"action":"UnPark","sendCallTo":"0003*211","waitForPickup":20,"phoneCallViewId":"01"})).await;
+                    assert_eq!(st, 202, "UnPark via uapid: {text}");
                 } else {
                     let space = parked.get(leg024).expect("parked space").clone();
                     let originator = chans
@@ -1108,13 +1149,18 @@ mod pbx {
                 (n == 2 * per).then_some(())
             })
             .await;
+            uapid_shows(&http, &admin, per, "with 211 talking", |vs| {
+                vs.iter()
+                    .any(|v| v["extension"] == "0003*211" && v["status"] == "5")
+            })
+            .await;
             let chans = ari.channels().await.expect("channels");
             for (i, (leg024, _, id)) in calls.iter().enumerate() {
                 let via = (i + round) % 2 == 0;
                 let t0 = Instant::now();
                 if via {
-                    let (st, _, _) = put(&http, &admin, id, json!({"action":"Transfer","sendCallTo":"0003*212","transferFromNumber":"0003*211","transferNumber":"0003*024"})).await;
-                    assert_eq!(st, 202, "Transfer via uapid");
+                    let (st, _, text) = put(&http, &admin, id, json!({"action":"Transfer","sendCallTo":"0003*212","transferFromNumber":"0003*211","transferNumber":"0003*024"})).await;
+                    assert_eq!(st, 202, "Transfer via uapid: {text}");
                 } else {
                     ops.request(
                         Message::new()
@@ -1205,6 +1251,7 @@ mod pbx {
         let n = if quick { 20 } else { 200 };
         let _c = calls_from_210("024", n, 6210, 31000);
         let calls = legs(&ari, n).await;
+        uapid_shows(&http, &admin, n, "answered", all_talking).await;
         let mut concurrency = json!({ "calls": n });
         for (action, body, event) in [
             (
