@@ -841,6 +841,44 @@ mod pbx {
         (st, t.elapsed(), text)
     }
 
+    /// A 95% bootstrap interval of median(`a`) − median(`b`), in ms: how far the
+    /// difference of two p50s can move by chance alone with these samples.
+    fn median_difference_interval(a: &[Duration], b: &[Duration]) -> [f64; 2] {
+        if a.is_empty() || b.is_empty() {
+            return [f64::NAN, f64::NAN];
+        }
+        // xorshift64*: a fixed seed keeps the interval repeatable for the same samples.
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = |n: usize| {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            (state.wrapping_mul(0x2545_F491_4F6C_DD1D) % n as u64) as usize
+        };
+        let median = |v: &[Duration], next: &mut dyn FnMut(usize) -> usize| {
+            let mut r: Vec<Duration> = (0..v.len()).map(|_| v[next(v.len())]).collect();
+            r.sort();
+            pct(&r, 50.0)
+        };
+        let mut diffs: Vec<f64> = (0..2000)
+            .map(|_| median(a, &mut next) - median(b, &mut next))
+            .collect();
+        diffs.sort_by(f64::total_cmp);
+        [diffs[50], diffs[1949]]
+    }
+
+    #[test]
+    fn median_difference_interval_brackets_a_shift() {
+        let a: Vec<Duration> = (0..101)
+            .map(|i| Duration::from_micros(5_000 + i * 5))
+            .collect();
+        let b: Vec<Duration> = a.iter().map(|d| *d + Duration::from_millis(1)).collect();
+        let [lo, hi] = median_difference_interval(&b, &a);
+        assert!(lo <= 1.0 && 1.0 <= hi && hi - lo < 1.0, "{lo} {hi}");
+        let [lo, hi] = median_difference_interval(&a, &a);
+        assert!(lo <= 0.0 && 0.0 <= hi, "{lo} {hi}");
+    }
+
     fn summary(v: &mut [Duration]) -> Value {
         v.sort();
         json!({ "n": v.len(), "p50_ms": pct(v, 50.0), "p90_ms": pct(v, 90.0), "p99_ms": pct(v, 99.0), "max_ms": pct(v, 100.0) })
@@ -1212,7 +1250,10 @@ mod pbx {
             json!({ "cpu_steal_percent": steal_percent(actions_began, cpu_ticks()) });
         let mut pair = |u: &str, d: &str| {
             let mut take = |k: &str| t.remove(k).unwrap_or_default();
-            let (u, d) = (summary(&mut take(u)), summary(&mut take(d)));
+            let (mut us, mut ds) = (take(u), take(d));
+            let ci = median_difference_interval(&us, &ds);
+            let (mut u, d) = (summary(&mut us), summary(&mut ds));
+            u["p50_minus_direct_p50_95ci_ms"] = json!(ci);
             let f = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
             let (o50, o99) = (
                 f(&u, "p50_ms") - f(&d, "p50_ms"),
@@ -1230,13 +1271,18 @@ mod pbx {
                 continue;
             }
             let f = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+            let ci = |v: &Value, i: usize| {
+                v["p50_minus_direct_p50_95ci_ms"][i]
+                    .as_f64()
+                    .unwrap_or(f64::NAN)
+            };
             println!(
-                "pbx: {action:<8} until Asterisk's event: via uapid p50 {:.2} ms p99 {:.2} ms | direct p50 {:.2} ms p99 {:.2} ms | difference p50 {o50:.2} ms p99 {o99:.2} ms (n={})",
-                f(&u, "p50_ms"), f(&u, "p99_ms"), f(&d, "p50_ms"), f(&d, "p99_ms"), u["n"]
+                "pbx: {action:<8} until Asterisk's event: via uapid p50 {:.2} ms p99 {:.2} ms | direct p50 {:.2} ms p99 {:.2} ms | difference p50 {o50:.2} ms (95% interval {:.2} to {:.2}) p99 {o99:.2} ms (n={})",
+                f(&u, "p50_ms"), f(&u, "p99_ms"), f(&d, "p50_ms"), f(&d, "p99_ms"), ci(&u, 0), ci(&u, 1), u["n"]
             );
             println!(
-                "pbx: {action:<8} until the operation reaches Asterisk: via uapid p50 {:.3} ms p99 {:.3} ms | direct p50 {:.3} ms p99 {:.3} ms | uapid adds p50 {d50:.3} ms p99 {d99:.3} ms",
-                f(&du, "p50_ms"), f(&du, "p99_ms"), f(&dd, "p50_ms"), f(&dd, "p99_ms")
+                "pbx: {action:<8} until the operation reaches Asterisk: via uapid p50 {:.3} ms p99 {:.3} ms | direct p50 {:.3} ms p99 {:.3} ms | uapid adds p50 {d50:.3} ms (95% interval {:.3} to {:.3}) p99 {d99:.3} ms",
+                f(&du, "p50_ms"), f(&du, "p99_ms"), f(&dd, "p50_ms"), f(&dd, "p99_ms"), ci(&du, 0), ci(&du, 1)
             );
             overhead[action] = json!({
                 "until_event": { "uapid": u, "direct": d, "overhead_p50_ms": o50, "overhead_p99_ms": o99 },
