@@ -804,8 +804,13 @@ impl Tracker {
             push(n, &mut exts);
         }
         for c in &chans {
-            if let Party::Extension(n) = self.party_of(c) {
-                push(&n, &mut exts);
+            // The extension a channel belongs to (as `party_of` finds it, without a copy).
+            let ext = c
+                .endpoint
+                .as_deref()
+                .and_then(|ep| self.dir.extension_by_endpoint(ep));
+            if let Some(x) = ext {
+                push(&x.number, &mut exts);
             }
             if let Some(p) = self.parked.get(&c.id) {
                 if let Some(n) = self.parker_extension(p) {
