@@ -840,24 +840,18 @@ impl Tracker {
         let new_key = call.key();
         if new_key != old_key || exts != call.extensions || users != call.users || orgs != call.orgs
         {
-            let old_exts = std::mem::replace(&mut call.extensions, exts);
-            let old_users = std::mem::replace(&mut call.users, users);
-            let old_orgs = std::mem::replace(&mut call.orgs, orgs);
-            let (exts, users, orgs) = (
-                call.extensions.clone(),
-                call.users.clone(),
-                call.orgs.clone(),
-            );
+            let old_exts = std::mem::take(&mut call.extensions);
+            let old_users = std::mem::take(&mut call.users);
+            let old_orgs = std::mem::take(&mut call.orgs);
             self.unindex(&old_key, &old_exts, &old_users, &old_orgs);
             self.index(&new_key, &exts, &users, &orgs);
         } else if !self.all.contains(&new_key) {
-            let (exts, users, orgs) = (
-                call.extensions.clone(),
-                call.users.clone(),
-                call.orgs.clone(),
-            );
             self.index(&new_key, &exts, &users, &orgs);
         }
+        let call = self.calls.get_mut(id).expect("present");
+        call.extensions = exts;
+        call.users = users;
+        call.orgs = orgs;
     }
 
     fn index(&mut self, key: &OrderKey, exts: &[String], users: &[u64], orgs: &[u64]) {
