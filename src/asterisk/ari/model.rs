@@ -115,27 +115,44 @@ pub struct Bridge {
     pub channels: Vec<Text>,
 }
 
-/// The event types [`Event`] reads; an application's event filter lets only these through.
-pub const TRACKED_EVENTS: &[&str] = &[
-    "ChannelCreated",
-    "ChannelDestroyed",
-    "ChannelStateChange",
-    "ChannelDialplan",
-    "ChannelCallerId",
-    "ChannelConnectedLine",
-    "ChannelHangupRequest",
-    "ChannelHold",
-    "ChannelUnhold",
-    "ChannelEnteredBridge",
-    "ChannelLeftBridge",
-    "BridgeCreated",
-    "BridgeDestroyed",
-    "BridgeMerged",
-    "Dial",
-    "StasisStart",
-    "StasisEnd",
-    "ApplicationReplaced",
-];
+/// The event types [`Event`] reads, written once: the application's event filter
+/// (`TRACKED_EVENTS`) and the `type` field's reading (`Kind`) come from the same list.
+macro_rules! tracked_events {
+    ($($name:ident),* $(,)?) => {
+        /// The event types [`Event`] reads; an application's event filter lets only these
+        /// through.
+        pub const TRACKED_EVENTS: &[&str] = &[$(stringify!($name)),*];
+
+        /// The `type` of an event, read without allocating.
+        #[derive(Deserialize, Debug, Clone, Copy)]
+        enum Kind {
+            $($name,)*
+            #[serde(other)]
+            Other,
+        }
+    };
+}
+
+tracked_events!(
+    ChannelCreated,
+    ChannelDestroyed,
+    ChannelStateChange,
+    ChannelDialplan,
+    ChannelCallerId,
+    ChannelConnectedLine,
+    ChannelHangupRequest,
+    ChannelHold,
+    ChannelUnhold,
+    ChannelEnteredBridge,
+    ChannelLeftBridge,
+    BridgeCreated,
+    BridgeDestroyed,
+    BridgeMerged,
+    Dial,
+    StasisStart,
+    StasisEnd,
+    ApplicationReplaced,
+);
 
 /// ARI events (the `type` field). Each variant keeps the fields uapid uses.
 // Variants differ in size (a channel snapshot or nothing); events travel boxed.
@@ -245,31 +262,6 @@ struct RawEvent {
     args: Vec<String>,
     #[serde(default)]
     application: String,
-}
-
-/// The `type` of an event, read without allocating.
-#[derive(Deserialize, Debug, Clone, Copy)]
-enum Kind {
-    ChannelCreated,
-    ChannelDestroyed,
-    ChannelStateChange,
-    ChannelDialplan,
-    ChannelCallerId,
-    ChannelConnectedLine,
-    ChannelHangupRequest,
-    ChannelHold,
-    ChannelUnhold,
-    ChannelEnteredBridge,
-    ChannelLeftBridge,
-    BridgeCreated,
-    BridgeDestroyed,
-    BridgeMerged,
-    Dial,
-    StasisStart,
-    StasisEnd,
-    ApplicationReplaced,
-    #[serde(other)]
-    Other,
 }
 
 impl<'de> Deserialize<'de> for Event {
