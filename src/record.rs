@@ -15,9 +15,10 @@ use std::path::Path;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use crate::asterisk::ami::{AmiClient, AmiConfig, AmiNotice, Message};
-use crate::asterisk::ari::ws::{AriNotice, AriWsConfig};
-use crate::asterisk::ari::{AriRest, Event};
+use crate::asterisk::ami::client::TRACKED_EVENTS;
+use crate::asterisk::ami::{AmiClient, AmiNotice, Message};
+use crate::asterisk::ari::ws::AriNotice;
+use crate::asterisk::ari::Event;
 use crate::calls::Input;
 use crate::config::Settings;
 
@@ -27,31 +28,12 @@ pub async fn run(settings: &Settings, out: &Path) -> Result<(), String> {
         std::fs::File::create(out).map_err(|e| format!("{}: {e}", out.display()))?,
     );
     let a = &settings.asterisk;
-    let rest = AriRest::new(&a.ari_url, &a.ari_user, a.ari_password.clone());
+    let rest = a.ari_rest();
     let (ari_tx, mut ari_rx) = mpsc::unbounded_channel();
     let app = format!("{}-record", a.app);
-    let (_, ws_task) = crate::asterisk::ari::ws::spawn(
-        AriWsConfig {
-            base_url: a.ari_url.clone(),
-            user: a.ari_user.clone(),
-            password: a.ari_password.clone(),
-            app: app.clone(),
-        },
-        ari_tx,
-    );
+    let (_, ws_task) = crate::asterisk::ari::ws::spawn(a.ari_events(&app), ari_tx);
     let (ami_tx, mut ami_rx) = mpsc::unbounded_channel();
-    let (ami, ami_task) = AmiClient::spawn(
-        AmiConfig {
-            addr: a.ami_addr.clone(),
-            user: a.ami_user.clone(),
-            secret: a.ami_secret.clone(),
-            events: crate::asterisk::ami::client::TRACKED_EVENTS
-                .iter()
-                .map(|e| e.to_string())
-                .collect(),
-        },
-        ami_tx,
-    );
+    let (ami, ami_task) = AmiClient::spawn(a.ami(TRACKED_EVENTS), ami_tx);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| e.to_string())?;
     let mut lines = 0u64;

@@ -1,63 +1,65 @@
 //! PickUp: a call ringing at the view's extension is answered at `sendCallTo` instead.
 //!
-//! `sendCallTo` rings (AMI `Originate` running `PickupChan` on the ringing channel); when
-//! it answers, it takes the call over and the original phone stops ringing. If nobody
-//! answers within `waitForPickup`, nothing changes.
+//! `sendCallTo` rings (`PickupChan` on the ringing channel when it answers); it then takes
+//! the call over and the original phone stops ringing. If nobody answers within
+//! `waitForPickup`, nothing changes.
 
-use std::sync::Arc;
-
-use super::parse::{CallerId, WaitForPickup};
-use super::{dial_string, new_channel_id, wrong_state, CallGuard, CallPlan, Done, Engine};
-use crate::api::error::ApiError;
-use crate::asterisk::ami::Message;
-use crate::calls::tracker::ChanState;
+use super::input::{phone_terminal, Body, CallerId, ParseCtx, ViewId, WaitForPickup};
+use super::pbx::{new_channel_id, Ring};
+use super::{ActionError, Ctx, Done, InputError, StateError};
+use crate::calls::ChanState;
 use crate::config::Extension;
 
-pub async fn pickup(
-    e: &Arc<Engine>,
-    guard: CallGuard,
-    plan: &CallPlan,
-    view_ext: Option<&str>,
-    send_call_to: &Extension,
-    caller_id: Option<&CallerId>,
-    wait: WaitForPickup,
-) -> Result<Done, ApiError> {
-    let ext = view_ext.ok_or_else(|| wrong_state("the call does not ring at an extension"))?;
-    let ringing = plan
-        .legs
-        .iter()
-        .find(|l| l.is_extension(ext) && l.state == ChanState::Ringing)
-        .ok_or_else(|| wrong_state(format!("the call is not ringing at {ext}")))?;
-    if send_call_to.number == ext {
-        return Err(ApiError::bad_request(
-            "pc_sendcallto_invalid",
-            "sendCallTo is the extension the call already rings at",
-        ));
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PickUp {
+    pub view: Option<ViewId>,
+    pub send_call_to: Extension,
+    pub caller_id: Option<CallerId>,
+    pub wait: WaitForPickup,
+}
+
+impl PickUp {
+    pub fn parse(b: &Body, cx: &ParseCtx) -> Result<PickUp, InputError> {
+        Ok(PickUp {
+            view: ViewId::parse(b)?,
+            send_call_to: phone_terminal(cx, &b.send_call_to()?, InputError::SendCallTo)?,
+            caller_id: CallerId::parse(b)?,
+            wait: WaitForPickup::parse(b)?,
+        })
     }
-    // Shown to the phone that picks up: the caller id asked for, else the caller's.
-    let caller = plan
-        .legs
-        .iter()
-        .find(|l| l.id != ringing.id && l.state != ChanState::Ringing);
-    let shown = match (caller_id, caller) {
-        (Some(c), _) => Some(c.to_asterisk()),
-        (None, Some(c)) => Some(super::asterisk_caller_id(&c.caller_name, &c.caller_number)),
-        (None, None) => None,
-    };
-    let mut originate = Message::new()
-        .with("Action", "Originate")
-        .with("Channel", dial_string(send_call_to))
-        .with("Application", "PickupChan")
-        .with("Data", &ringing.name)
-        .with("Timeout", (wait.0 * 1000).to_string())
-        .with("ChannelId", new_channel_id())
-        .with("Async", "true");
-    if let Some(s) = shown {
-        originate = originate.with("CallerID", s);
+
+    pub async fn apply(&self, cx: Ctx<'_>) -> Result<Done, ActionError> {
+        let ext = cx.view_ext()?;
+        let ringing = cx
+            .call
+            .legs
+            .iter()
+            .find(|l| l.is_extension(ext) && l.state == ChanState::Ringing)
+            .ok_or_else(|| StateError::NotRinging(ext.to_string()))?;
+        if self.send_call_to.number == ext {
+            return Err(InputError::SendCallTo(
+                "is the extension the call already rings at".into(),
+            )
+            .into());
+        }
+        // Shown to the phone that picks up: the caller id asked for, else the caller's.
+        let caller = cx
+            .call
+            .legs
+            .iter()
+            .find(|l| l.id != ringing.id && l.state != ChanState::Ringing)
+            .map(|c| CallerId::of_party(&c.caller_name, &c.caller_number));
+        let shown = self.caller_id.clone().or(caller);
+        let channel_id = new_channel_id();
+        let ring = Ring {
+            phone: &self.send_call_to,
+            wait_ms: self.wait.millis(),
+            caller_id: shown.as_ref(),
+            channel_id: &channel_id,
+        };
+        cx.pbx
+            .ring_into_app(ring, "PickupChan", &ringing.name)
+            .await?;
+        Ok(cx.done())
     }
-    e.ami(originate).await?;
-    drop(guard);
-    Ok(Done {
-        call: plan.id.clone(),
-    })
 }

@@ -154,7 +154,7 @@ mod tests {
             .unwrap();
         let mut h = HeaderMap::new();
         assert_eq!(
-            store.authenticate(&h, None).unwrap_err().code,
+            store.authenticate(&h, None).unwrap_err().code.as_str(),
             "access_denied"
         );
         assert_eq!(store.authenticate(&h, Some(&t.token)), Ok(Account::Admin));

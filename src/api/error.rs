@@ -1,19 +1,103 @@
 //! UAPI errors: every failure answers `{"error":{"code","message"}}` with its HTTP status.
+//!
+//! This is the one place where a domain error gets its UAPI code and status: each code is
+//! spelled once, in [`Code::as_str`], and each domain error is mapped once, in the `From`
+//! impls below.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use crate::actions::{ActionError, InputError, PbxError};
+
+/// Every UAPI error code uapid answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    AccessDenied,
+    InvalidClient,
+    UnsupportedGrantType,
+    InvalidRequest,
+    PermissionDenied,
+    UserInvalid,
+    ExtensionInvalid,
+    PhoneCallInvalid,
+    PhoneCallViewInvalid,
+    CountInvalid,
+    StartIndexInvalid,
+    FilterInvalid,
+    SortOrderInvalid,
+    FieldsInvalid,
+    ResourceNotFound,
+    RequestNotImplemented,
+    RequestInvalid,
+    ActionInvalid,
+    ParkTimeoutInvalid,
+    TimeoutInvalid,
+    CallerIdInvalid,
+    CallDurationInvalid,
+    SendCallToInvalid,
+    TransferFromNumberInvalid,
+    TransferNumberInvalid,
+    SourceInvalid,
+    DestinationInvalid,
+    PhoneNumberInvalid,
+    StateInvalid,
+    Busy,
+    OperationFailed,
+    ServiceUnavailable,
+    InternalServerError,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::AccessDenied => "access_denied",
+            Code::InvalidClient => "invalid_client",
+            Code::UnsupportedGrantType => "unsupported_grant_type",
+            Code::InvalidRequest => "invalid_request",
+            Code::PermissionDenied => "permission_denied",
+            Code::UserInvalid => "user_invalid",
+            Code::ExtensionInvalid => "extension_invalid",
+            Code::PhoneCallInvalid => "pc_phonecall_invalid",
+            Code::PhoneCallViewInvalid => "pc_phonecallview_invalid",
+            Code::CountInvalid => "count_invalid",
+            Code::StartIndexInvalid => "start_index_invalid",
+            Code::FilterInvalid => "filter_invalid",
+            Code::SortOrderInvalid => "sort_order_invalid",
+            Code::FieldsInvalid => "fields_invalid",
+            Code::ResourceNotFound => "resource_not_found",
+            Code::RequestNotImplemented => "request_not_implemented",
+            Code::RequestInvalid => "request_invalid",
+            Code::ActionInvalid => "pc_action_invalid",
+            Code::ParkTimeoutInvalid => "pc_parktimeout_invalid",
+            Code::TimeoutInvalid => "pc_timeout_invalid",
+            Code::CallerIdInvalid => "pc_callerid_invalid",
+            Code::CallDurationInvalid => "pc_callduration_invalid",
+            Code::SendCallToInvalid => "pc_sendcallto_invalid",
+            Code::TransferFromNumberInvalid => "pc_transfer_from_number_invalid",
+            Code::TransferNumberInvalid => "pc_transfer_number_invalid",
+            Code::SourceInvalid => "pc_source_invalid",
+            Code::DestinationInvalid => "pc_destination_invalid",
+            Code::PhoneNumberInvalid => "phone_number_invalid",
+            Code::StateInvalid => "pc_phonecall_state_invalid",
+            Code::Busy => "pc_phonecall_busy",
+            Code::OperationFailed => "pc_operation_failed",
+            Code::ServiceUnavailable => "service_unavailable",
+            Code::InternalServerError => "internal_server_error",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: Code, message: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
@@ -21,34 +105,26 @@ impl ApiError {
         }
     }
 
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(code: Code, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "access_denied", message)
+        Self::new(StatusCode::UNAUTHORIZED, Code::AccessDenied, message)
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "permission_denied", message)
+        Self::new(StatusCode::FORBIDDEN, Code::PermissionDenied, message)
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "resource_not_found", message)
-    }
-
-    pub fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "service_unavailable",
-            message,
-        )
+        Self::new(StatusCode::NOT_FOUND, Code::ResourceNotFound, message)
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_server_error",
+            Code::InternalServerError,
             message,
         )
     }
@@ -56,7 +132,65 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": { "code": self.code, "message": self.message } });
+        let body = json!({ "error": { "code": self.code.as_str(), "message": self.message } });
         (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<InputError> for ApiError {
+    fn from(e: InputError) -> ApiError {
+        let code = match &e {
+            InputError::NotJson(_) | InputError::NotAnObject => Code::RequestInvalid,
+            InputError::NoAction | InputError::UnknownAction(_) => Code::ActionInvalid,
+            InputError::NotImplemented(_) => {
+                return ApiError::new(
+                    StatusCode::NOT_IMPLEMENTED,
+                    Code::RequestNotImplemented,
+                    e.to_string(),
+                )
+            }
+            InputError::View => Code::PhoneCallViewInvalid,
+            InputError::ParkTimeout => Code::ParkTimeoutInvalid,
+            InputError::WaitForPickup(_) => Code::TimeoutInvalid,
+            InputError::CallerId => Code::CallerIdInvalid,
+            InputError::CallDuration => Code::CallDurationInvalid,
+            InputError::SendCallTo(_) => Code::SendCallToInvalid,
+            InputError::TransferFrom(_) => Code::TransferFromNumberInvalid,
+            InputError::TransferNumber(_) => Code::TransferNumberInvalid,
+            InputError::Extension(_) => Code::ExtensionInvalid,
+            InputError::Source(_) => Code::SourceInvalid,
+            InputError::Destination(_) => Code::DestinationInvalid,
+            InputError::PhoneNumber => Code::PhoneNumberInvalid,
+        };
+        ApiError::bad_request(code, e.to_string())
+    }
+}
+
+impl From<PbxError> for ApiError {
+    fn from(e: PbxError) -> ApiError {
+        let (status, code) = match &e {
+            PbxError::Unreachable(_) => (StatusCode::SERVICE_UNAVAILABLE, Code::ServiceUnavailable),
+            PbxError::Refused(_) | PbxError::Changed(_) => {
+                (StatusCode::CONFLICT, Code::OperationFailed)
+            }
+            PbxError::Failed(_) => (StatusCode::BAD_GATEWAY, Code::OperationFailed),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+impl From<ActionError> for ApiError {
+    fn from(e: ActionError) -> ApiError {
+        let message = e.to_string();
+        match e {
+            ActionError::Input(i) => i.into(),
+            ActionError::Pbx(p) => p.into(),
+            ActionError::State(_) => {
+                ApiError::new(StatusCode::CONFLICT, Code::StateInvalid, message)
+            }
+            ActionError::NoSuchCall => ApiError::bad_request(Code::PhoneCallInvalid, message),
+            ActionError::NoSuchView => ApiError::bad_request(Code::PhoneCallViewInvalid, message),
+            ActionError::Busy => ApiError::new(StatusCode::CONFLICT, Code::Busy, message),
+        }
     }
 }

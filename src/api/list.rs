@@ -7,19 +7,13 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::error::ApiError;
-use super::target::Target;
-use crate::calls::tracker::{CallState, OrderKey};
-use crate::calls::{phone_call, PhoneCall, Tracker};
+use super::error::{ApiError, Code};
+use crate::calls::projection::format_time;
+use crate::calls::state::{CallState, OrderKey, Time};
+use crate::calls::{phone_call, PhoneCall, Scope, Tracker};
 
 pub const DEFAULT_COUNT: usize = 20;
 pub const MAX_COUNT: usize = 5000;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FilterBy {
-    Id,
-    Published,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FilterOp {
@@ -32,11 +26,19 @@ pub enum FilterOp {
     InArray,
 }
 
+/// What a filter compares, parsed once: the id as text, or `published` as a date (for
+/// equals, greaterThan and lessThan) or as its text (for the text operators).
+#[derive(Debug, Clone, PartialEq)]
+pub enum FilterValue {
+    Id(String),
+    PublishedAt(Time),
+    PublishedText(String),
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Filter {
-    pub by: FilterBy,
     pub op: FilterOp,
-    pub value: String,
+    pub value: FilterValue,
 }
 
 /// The query of a listing, parsed once.
@@ -61,162 +63,137 @@ const FIELDS: &[&str] = &[
     "link",
 ];
 
+/// A query parameter, trimmed; `None` when absent or empty.
+fn param<'q>(q: &'q HashMap<String, String>, key: &str) -> Option<&'q str> {
+    q.get(key).map(|s| s.trim()).filter(|s| !s.is_empty())
+}
+
+/// A whole number from 0 to `max`.
+fn number(
+    q: &HashMap<String, String>,
+    key: &str,
+    code: Code,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    match param(q, key) {
+        None => Ok(default),
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if n <= max => Ok(n),
+            _ => Err(ApiError::bad_request(
+                code,
+                format!("{key} must be a whole number from 0 to {max}"),
+            )),
+        },
+    }
+}
+
 impl ListQuery {
     pub fn parse(q: &HashMap<String, String>) -> Result<ListQuery, ApiError> {
-        let num = |key: &str,
-                   code: &'static str,
-                   default: usize,
-                   max: usize|
-         -> Result<usize, ApiError> {
-            match q.get(key).map(|s| s.trim()) {
-                None | Some("") => Ok(default),
-                Some(s) => match s.parse::<usize>() {
-                    Ok(n) if n <= max => Ok(n),
-                    _ => Err(ApiError::bad_request(
-                        code,
-                        format!("{key} must be a whole number from 0 to {max}"),
-                    )),
-                },
-            }
-        };
-        let count = num("count", "count_invalid", DEFAULT_COUNT, MAX_COUNT)?;
+        let count = number(q, "count", Code::CountInvalid, DEFAULT_COUNT, MAX_COUNT)?;
         if count == 0 {
             return Err(ApiError::bad_request(
-                "count_invalid",
+                Code::CountInvalid,
                 format!("count must be from 1 to {MAX_COUNT}"),
             ));
         }
-        let start_index = num("startIndex", "start_index_invalid", 0, usize::MAX)?;
-
-        let filter = match q
-            .get("filterBy")
-            .map(|s| s.trim())
-            .filter(|s| !s.is_empty())
-        {
-            None => None,
-            Some(by) => {
-                let by = match by {
-                    "id" => FilterBy::Id,
-                    "published" => FilterBy::Published,
-                    _ => {
-                        return Err(ApiError::bad_request(
-                            "filter_invalid",
-                            "filterBy must be id or published",
-                        ))
-                    }
-                };
-                let op = match q.get("filterOp").map(|s| s.trim()).unwrap_or("equals") {
-                    "" | "equals" => FilterOp::Equals,
-                    "greaterThan" => FilterOp::GreaterThan,
-                    "lessThan" => FilterOp::LessThan,
-                    "present" => FilterOp::Present,
-                    "startsWith" => FilterOp::StartsWith,
-                    "contains" => FilterOp::Contains,
-                    "inArray" => FilterOp::InArray,
-                    other => {
-                        return Err(ApiError::bad_request(
-                            "filter_invalid",
-                            format!("filterOp {other:?} is not known"),
-                        ))
-                    }
-                };
-                let value = q.get("filterValue").cloned().unwrap_or_default();
-                if op != FilterOp::Present && value.is_empty() {
-                    return Err(ApiError::bad_request(
-                        "filter_invalid",
-                        "filterValue is required",
-                    ));
-                }
-                if by == FilterBy::Published
-                    && matches!(
-                        op,
-                        FilterOp::Equals | FilterOp::GreaterThan | FilterOp::LessThan
-                    )
-                    && chrono::DateTime::parse_from_rfc3339(value.trim()).is_err()
-                {
-                    return Err(ApiError::bad_request(
-                        "filter_invalid",
-                        "filterValue must be a date like 2012-06-27T16:08:55+03:00",
-                    ));
-                }
-                Some(Filter { by, op, value })
-            }
-        };
-
-        let (descending, sorted) = match q.get("sortOrder").map(|s| s.trim()) {
-            None | Some("") => (false, false),
+        let (descending, sorted) = match param(q, "sortOrder") {
+            None => (false, false),
             Some("ascending") | Some("asc") => (false, true),
             Some("descending") | Some("desc") => (true, true),
             Some(_) => {
                 return Err(ApiError::bad_request(
-                    "sort_order_invalid",
+                    Code::SortOrderInvalid,
                     "sortOrder must be ascending or descending",
                 ))
             }
         };
-
-        let fields = match q.get("fields").map(|s| s.trim()).filter(|s| !s.is_empty()) {
-            None => None,
-            Some(f) => {
-                let list: Vec<String> = f
-                    .split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect();
-                if let Some(bad) = list.iter().find(|f| !FIELDS.contains(&f.as_str())) {
-                    return Err(ApiError::bad_request(
-                        "fields_invalid",
-                        format!("{bad:?} is not a PhoneCall field"),
-                    ));
-                }
-                Some(list)
-            }
-        };
-
         Ok(ListQuery {
             count,
-            start_index,
-            filter,
+            start_index: number(q, "startIndex", Code::StartIndexInvalid, 0, usize::MAX)?,
+            filter: Filter::parse(q)?,
             descending,
             sorted,
-            fields,
+            fields: parse_fields(q)?,
         })
     }
 }
 
+fn parse_fields(q: &HashMap<String, String>) -> Result<Option<Vec<String>>, ApiError> {
+    let Some(f) = param(q, "fields") else {
+        return Ok(None);
+    };
+    let list: Vec<String> = f
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if let Some(bad) = list.iter().find(|f| !FIELDS.contains(&f.as_str())) {
+        return Err(ApiError::bad_request(
+            Code::FieldsInvalid,
+            format!("{bad:?} is not a PhoneCall field"),
+        ));
+    }
+    Ok(Some(list))
+}
+
 impl Filter {
+    fn parse(q: &HashMap<String, String>) -> Result<Option<Filter>, ApiError> {
+        let bad = |m: String| ApiError::bad_request(Code::FilterInvalid, m);
+        let Some(by) = param(q, "filterBy") else {
+            return Ok(None);
+        };
+        let op = match q.get("filterOp").map(|s| s.trim()).unwrap_or("equals") {
+            "" | "equals" => FilterOp::Equals,
+            "greaterThan" => FilterOp::GreaterThan,
+            "lessThan" => FilterOp::LessThan,
+            "present" => FilterOp::Present,
+            "startsWith" => FilterOp::StartsWith,
+            "contains" => FilterOp::Contains,
+            "inArray" => FilterOp::InArray,
+            other => return Err(bad(format!("filterOp {other:?} is not known"))),
+        };
+        let text = q.get("filterValue").cloned().unwrap_or_default();
+        if op != FilterOp::Present && text.is_empty() {
+            return Err(bad("filterValue is required".into()));
+        }
+        let by_date = matches!(
+            op,
+            FilterOp::Equals | FilterOp::GreaterThan | FilterOp::LessThan
+        );
+        let value = match by {
+            "id" => FilterValue::Id(text),
+            "published" if by_date => chrono::DateTime::parse_from_rfc3339(text.trim())
+                .map(FilterValue::PublishedAt)
+                .map_err(|_| {
+                    bad("filterValue must be a date like 2012-06-27T16:08:55+03:00".into())
+                })?,
+            "published" => FilterValue::PublishedText(text),
+            _ => return Err(bad("filterBy must be id or published".into())),
+        };
+        Ok(Some(Filter { op, value }))
+    }
+
     fn matches(&self, call: &CallState) -> bool {
-        match self.by {
-            FilterBy::Id => {
-                let id: &str = &call.id;
-                match self.op {
-                    FilterOp::Equals => id == self.value,
-                    FilterOp::StartsWith => id.starts_with(&self.value),
-                    FilterOp::Contains => id.contains(&self.value),
-                    FilterOp::InArray => self.value.split(',').any(|v| v.trim() == id),
-                    FilterOp::Present => true,
-                    FilterOp::GreaterThan => id > self.value.as_str(),
-                    FilterOp::LessThan => id < self.value.as_str(),
-                }
+        let texts = |have: &str, want: &str| match self.op {
+            FilterOp::Equals => have == want,
+            FilterOp::StartsWith => have.starts_with(want),
+            FilterOp::Contains => have.contains(want),
+            FilterOp::InArray => want.split(',').any(|v| v.trim() == have),
+            FilterOp::Present => true,
+            FilterOp::GreaterThan => have > want,
+            FilterOp::LessThan => have < want,
+        };
+        match &self.value {
+            FilterValue::Id(want) => texts(&call.id, want),
+            FilterValue::PublishedText(want) => {
+                self.op == FilterOp::Present || texts(&format_time(&call.published), want)
             }
-            FilterBy::Published => {
-                let p = call.published;
-                let value = || chrono::DateTime::parse_from_rfc3339(self.value.trim()).ok();
-                match self.op {
-                    FilterOp::Equals => value().is_some_and(|v| p.timestamp() == v.timestamp()),
-                    FilterOp::GreaterThan => value().is_some_and(|v| p > v),
-                    FilterOp::LessThan => value().is_some_and(|v| p < v),
-                    FilterOp::Present => true,
-                    FilterOp::StartsWith | FilterOp::Contains | FilterOp::InArray => {
-                        let text = crate::calls::projection::format_time(&p);
-                        match self.op {
-                            FilterOp::StartsWith => text.starts_with(&self.value),
-                            FilterOp::Contains => text.contains(&self.value),
-                            _ => self.value.split(',').any(|v| v.trim() == text),
-                        }
-                    }
-                }
-            }
+            FilterValue::PublishedAt(at) => match self.op {
+                FilterOp::Equals => call.published.timestamp() == at.timestamp(),
+                FilterOp::GreaterThan => call.published > *at,
+                _ => call.published < *at,
+            },
         }
     }
 }
@@ -253,17 +230,16 @@ pub enum Entry {
 /// The page of calls a listing returns; `only` restricts it to one call id.
 pub fn list(
     t: &Tracker,
-    target: &Target,
+    scope: &Scope,
     only: Option<&str>,
     q: &ListQuery,
     base_url: &str,
     path: &str,
 ) -> Collection<Entry> {
-    let scope = target.scope();
     let wanted = |c: &CallState| q.filter.as_ref().is_none_or(|f| f.matches(c));
     let (total, page): (usize, Vec<&CallState>) = match only {
         Some(id) => {
-            let hit = t.call(id).filter(|c| t.in_scope(c, scope) && wanted(c));
+            let hit = t.call(id).filter(|c| scope.contains(c) && wanted(c));
             let n = usize::from(hit.is_some());
             (n, hit.into_iter().skip(q.start_index).collect())
         }
@@ -328,77 +304,56 @@ fn shape(call: PhoneCall, fields: Option<&[String]>) -> Entry {
 mod tests {
     use super::*;
 
-    fn q(pairs: &[(&str, &str)]) -> Result<ListQuery, ApiError> {
-        ListQuery::parse(
-            &pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
+    // Each bad query's code is checked through the router (`crate::api::tests`).
+    fn q(pairs: &[(&str, &str)]) -> ListQuery {
+        let q = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        ListQuery::parse(&q).unwrap()
     }
 
     #[test]
-    fn defaults_and_bounds() {
-        let d = q(&[]).unwrap();
-        assert_eq!((d.count, d.start_index, d.sorted), (20, 0, false));
-        assert_eq!(q(&[("count", "0")]).unwrap_err().code, "count_invalid");
-        assert_eq!(q(&[("count", "5001")]).unwrap_err().code, "count_invalid");
-        assert_eq!(q(&[("count", "x")]).unwrap_err().code, "count_invalid");
+    fn queries_parse_into_typed_values() {
+        let d = q(&[]);
         assert_eq!(
-            q(&[("startIndex", "-1")]).unwrap_err().code,
-            "start_index_invalid"
+            (d.count, d.start_index, d.sorted, d.descending),
+            (20, 0, false, false)
         );
-        assert_eq!(q(&[("count", "5000")]).unwrap().count, 5000);
-    }
-
-    #[test]
-    fn filters_sort_and_fields() {
+        assert_eq!(q(&[("count", "5000")]).count, 5000);
+        assert!(q(&[("sortOrder", "descending")]).descending);
+        assert_eq!(
+            q(&[("fields", "id, phoneCallView")]).fields.unwrap().len(),
+            2
+        );
         let f = q(&[
             ("filterBy", "id"),
             ("filterValue", "ab"),
             ("filterOp", "startsWith"),
-        ])
-        .unwrap();
-        assert_eq!(f.filter.unwrap().op, FilterOp::StartsWith);
+        ]);
+        let f = f.filter.unwrap();
         assert_eq!(
-            q(&[("filterBy", "name"), ("filterValue", "x")])
-                .unwrap_err()
-                .code,
-            "filter_invalid"
+            (f.op, f.value),
+            (FilterOp::StartsWith, FilterValue::Id("ab".into()))
         );
-        assert_eq!(q(&[("filterBy", "id")]).unwrap_err().code, "filter_invalid");
-        assert_eq!(
-            q(&[
-                ("filterBy", "published"),
-                ("filterValue", "soon"),
-                ("filterOp", "greaterThan")
-            ])
-            .unwrap_err()
-            .code,
-            "filter_invalid"
-        );
-        assert!(q(&[
+        // A date filter's value is parsed once, here.
+        let f = q(&[
             ("filterBy", "published"),
             ("filterValue", "2026-01-01T00:00:00+00:00"),
-            ("filterOp", "greaterThan")
-        ])
-        .is_ok());
-        assert!(q(&[("sortOrder", "descending")]).unwrap().descending);
-        assert_eq!(
-            q(&[("sortOrder", "sideways")]).unwrap_err().code,
-            "sort_order_invalid"
-        );
-        assert_eq!(
-            q(&[("fields", "id,phoneCallView")])
-                .unwrap()
-                .fields
-                .unwrap()
-                .len(),
-            2
-        );
-        assert_eq!(
-            q(&[("fields", "id,secret")]).unwrap_err().code,
-            "fields_invalid"
-        );
+            ("filterOp", "greaterThan"),
+        ]);
+        assert!(matches!(
+            f.filter.unwrap().value,
+            FilterValue::PublishedAt(_)
+        ));
+        let f = q(&[
+            ("filterBy", "published"),
+            ("filterValue", "2026-01"),
+            ("filterOp", "startsWith"),
+        ]);
+        assert!(matches!(
+            f.filter.unwrap().value,
+            FilterValue::PublishedText(_)
+        ));
     }
 }

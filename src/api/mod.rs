@@ -1,13 +1,13 @@
 //! The HTTP face of uapid (axum): OAuth tokens, the PhoneCalls resource, health.
 
-pub mod actions;
-pub mod auth;
-pub mod error;
+pub(crate) mod actions;
+pub(crate) mod auth;
+pub(crate) mod error;
 pub mod list;
-pub mod target;
+pub(crate) mod target;
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{Path, Query, State};
@@ -15,30 +15,30 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use crate::actions::Engine;
 use axum::{Form, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::calls::Tracker;
-use crate::config::Directory;
+use crate::actions::Actions;
+use crate::calls::Calls;
+use crate::config::{Account, Directory};
 use auth::TokenStore;
-use error::ApiError;
+use error::{ApiError, Code};
 
 /// What every handler shares.
-pub struct AppState {
+pub(crate) struct AppState {
     pub directory: Arc<Directory>,
-    pub tracker: Arc<RwLock<Tracker>>,
+    pub calls: Calls,
     pub tokens: TokenStore,
     pub base_url: String,
-    pub engine: Arc<Engine>,
+    pub actions: Arc<Actions>,
 }
 
-pub type Shared = Arc<AppState>;
+pub(crate) type Shared = Arc<AppState>;
 
 /// The router. Every path is also served with a trailing slash, under `/uapi/phoneCalls`,
 /// the singular `/uapi/phoneCall` some examples use, and the older `/unifiedapi/phoneCalls`.
-pub fn router(state: Shared) -> Router {
+pub(crate) fn router(state: Shared) -> Router {
     let mut r = Router::new()
         .route("/oauth/token.php", post(token))
         .route("/health", get(health));
@@ -79,7 +79,7 @@ async fn not_found() -> ApiError {
 async fn not_allowed() -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "request_not_implemented",
+        Code::RequestNotImplemented,
         "this method is not available on this resource",
     )
 }
@@ -101,13 +101,13 @@ async fn token(
         Some("client_credentials") => {}
         Some(other) => {
             return Err(ApiError::bad_request(
-                "unsupported_grant_type",
+                Code::UnsupportedGrantType,
                 format!("grant_type {other:?} is not supported; use client_credentials"),
             ))
         }
         None => {
             return Err(ApiError::bad_request(
-                "invalid_request",
+                Code::InvalidRequest,
                 "grant_type is required",
             ))
         }
@@ -115,21 +115,21 @@ async fn token(
     if let Some(kind) = req.kind.as_deref() {
         if kind != "unifiedapi" {
             return Err(ApiError::bad_request(
-                "invalid_request",
+                Code::InvalidRequest,
                 "type must be unifiedapi",
             ));
         }
     }
     let (Some(id), Some(secret)) = (req.client_id.as_deref(), req.client_secret.as_deref()) else {
         return Err(ApiError::bad_request(
-            "invalid_request",
+            Code::InvalidRequest,
             "client_id and client_secret are required",
         ));
     };
     let Some(issued) = s.tokens.issue(&s.directory, id, secret, Instant::now()) else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
-            "invalid_client",
+            Code::InvalidClient,
             "unknown client or wrong secret",
         ));
     };
@@ -142,7 +142,7 @@ async fn token(
 }
 
 async fn health(State(s): State<Shared>) -> Response {
-    let t = s.tracker.read().unwrap_or_else(|e| e.into_inner());
+    let t = s.calls.read();
     let body = json!({
         "ari": t.ari_up,
         "ami": t.ami_up,
@@ -175,20 +175,27 @@ async fn list_call(
     do_list(&s, &user, &ext, Some(&call), &q, &headers)
 }
 
-/// What every PhoneCalls request starts with: who asks (the token, from the header or
-/// `accessRequestToken`), which calls `{userId}/{extension}` name for them, and the
-/// `phoneCallId`, checked.
-pub fn addressed<'c>(
+/// The account of a request: its token, from the header or `accessRequestToken`.
+pub(crate) fn authenticate(
+    s: &AppState,
+    headers: &HeaderMap,
+    q: &HashMap<String, String>,
+) -> Result<Account, ApiError> {
+    s.tokens
+        .authenticate(headers, q.get("accessRequestToken").map(String::as_str))
+}
+
+/// What every PhoneCalls request starts with: who asks, which calls `{userId}/{extension}`
+/// name for them, and the `phoneCallId`, checked.
+pub(crate) fn addressed<'c>(
     s: &AppState,
     headers: &HeaderMap,
     q: &HashMap<String, String>,
     user: &str,
     ext: &str,
     call: Option<&'c str>,
-) -> Result<(crate::config::Account, target::Target, Option<&'c str>), ApiError> {
-    let account = s
-        .tokens
-        .authenticate(headers, q.get("accessRequestToken").map(String::as_str))?;
+) -> Result<(Account, target::Target, Option<&'c str>), ApiError> {
+    let account = authenticate(s, headers, q)?;
     let target = target::resolve(&s.directory, account, user, ext)?;
     let call = call.map(target::parse_phone_call_id).transpose()?;
     Ok((account, target, call))
@@ -209,8 +216,8 @@ fn do_list(
         None => format!("/uapi/phoneCalls/{user}/{ext}"),
     };
     let body = {
-        let t = s.tracker.read().unwrap_or_else(|e| e.into_inner());
-        let page = list::list(&t, &target, call, &query, &s.base_url, &path);
+        let t = s.calls.read();
+        let page = list::list(&t, &target.scope, call, &query, &s.base_url, &path);
         serde_json::to_vec(&page).map_err(|e| ApiError::internal(e.to_string()))?
     };
     Ok((
@@ -219,3 +226,6 @@ fn do_list(
     )
         .into_response())
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,28 +1,18 @@
 //! What a request's `{userId}/{extension}[/{phoneCallId}]` names, checked against the
 //! directory and against what the authenticated account may see.
 
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use crate::calls::Scope;
 use crate::config::{looks_like_extension, Account, Directory};
 
-/// The calls a request is about.
+/// What a request's path names, for the account that asks.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    All,
-    Organization(u64),
-    User(u64),
-    Extension(String),
-}
-
-impl Target {
-    pub fn scope(&self) -> Scope<'_> {
-        match self {
-            Target::All => Scope::All,
-            Target::Organization(o) => Scope::Organization(*o),
-            Target::User(u) => Scope::User(*u),
-            Target::Extension(e) => Scope::Extension(e),
-        }
-    }
+pub struct Target {
+    /// The calls it is about.
+    pub scope: Scope,
+    /// The organization the request speaks in: short extension numbers in its body are
+    /// read in it.
+    pub org: Option<u64>,
 }
 
 /// A user id from the path: `@me`, `@viewer`, `@owner` or a number.
@@ -39,7 +29,7 @@ fn parse_user(s: &str) -> Result<UserRef, ApiError> {
         "@owner" => Ok(UserRef::Owner),
         _ => s.parse::<u64>().map(UserRef::Id).map_err(|_| {
             ApiError::bad_request(
-                "user_invalid",
+                Code::UserInvalid,
                 format!("{s:?} is not a user id, @me, @viewer or @owner"),
             )
         }),
@@ -64,7 +54,7 @@ pub fn resolve(
         UserRef::Id(id) => {
             let Some(u) = dir.users.get(&id) else {
                 return Err(ApiError::bad_request(
-                    "user_invalid",
+                    Code::UserInvalid,
                     format!("user {id} does not exist"),
                 ));
             };
@@ -82,28 +72,31 @@ pub fn resolve(
         }
     };
 
+    // Short numbers in the path are read in the named user's organization, else the
+    // account's.
+    let hint = user_id
+        .and_then(|u| dir.users.get(&u))
+        .map(|u| u.organization)
+        .or_else(|| dir.account_organization(account));
     if extension == "@self" {
-        return Ok(match (user_id, account) {
-            (Some(u), _) => Target::User(u),
-            (None, Account::Admin) => Target::All,
-            (None, Account::Organization(o)) => Target::Organization(o),
-            (None, Account::User(u)) => Target::User(u),
-        });
+        let scope = match (user_id, account) {
+            (Some(u), _) => Scope::User(u),
+            (None, Account::Admin) => Scope::All,
+            (None, Account::Organization(o)) => Scope::Organization(o),
+            (None, Account::User(u)) => Scope::User(u),
+        };
+        return Ok(target(dir, scope, hint));
     }
 
     if !looks_like_extension(extension) {
         return Err(ApiError::bad_request(
-            "extension_invalid",
+            Code::ExtensionInvalid,
             format!("{extension:?} is not an extension number (e.g. 0003*210 or 210) or @self"),
         ));
     }
-    let org = user_id
-        .and_then(|u| dir.users.get(&u))
-        .map(|u| u.organization)
-        .or_else(|| dir.account_organization(account));
-    let Some(ext) = dir.resolve_extension(extension, org) else {
+    let Some(ext) = dir.resolve_extension(extension, hint) else {
         return Err(ApiError::bad_request(
-            "extension_invalid",
+            Code::ExtensionInvalid,
             format!("extension {extension} does not exist"),
         ));
     };
@@ -116,12 +109,24 @@ pub fn resolve(
     if let Some(u) = user_id {
         if ext.user != u {
             return Err(ApiError::bad_request(
-                "extension_invalid",
+                Code::ExtensionInvalid,
                 format!("extension {} does not belong to user {u}", ext.number),
             ));
         }
     }
-    Ok(Target::Extension(ext.number.clone()))
+    Ok(target(dir, Scope::Extension(ext.number.clone()), hint))
+}
+
+/// The organization a request speaks in: its scope's, else (for every call) the
+/// account's.
+fn target(dir: &Directory, scope: Scope, hint: Option<u64>) -> Target {
+    let org = match &scope {
+        Scope::Extension(e) => dir.extensions.get(e).map(|x| x.organization),
+        Scope::User(u) => dir.users.get(u).map(|u| u.organization),
+        Scope::Organization(o) => Some(*o),
+        Scope::All => hint,
+    };
+    Target { scope, org }
 }
 
 /// A phoneCallId from the path: alphanumeric.
@@ -130,7 +135,7 @@ pub fn parse_phone_call_id(s: &str) -> Result<&str, ApiError> {
         Ok(s)
     } else {
         Err(ApiError::bad_request(
-            "pc_phonecall_invalid",
+            Code::PhoneCallInvalid,
             format!("{s:?} is not a phone call id"),
         ))
     }
@@ -145,63 +150,54 @@ mod tests {
         Directory::build(&Settings::defaults().directory).unwrap()
     }
 
-    #[test]
-    fn user_account_sees_its_own() {
-        let d = dir();
-        let me = Account::User(12);
-        assert_eq!(resolve(&d, me, "@me", "@self"), Ok(Target::User(12)));
-        assert_eq!(
-            resolve(&d, me, "@viewer", "210"),
-            Ok(Target::Extension("0003*210".into()))
-        );
-        assert_eq!(
-            resolve(&d, me, "12", "0003*211"),
-            Ok(Target::Extension("0003*211".into()))
-        );
-        assert_eq!(resolve(&d, me, "@me", "024").unwrap_err().status, 403);
-        assert_eq!(resolve(&d, me, "13", "@self").unwrap_err().status, 403);
-        assert_eq!(
-            resolve(&d, me, "999", "@self").unwrap_err().code,
-            "user_invalid"
-        );
-        assert_eq!(
-            resolve(&d, me, "bob", "@self").unwrap_err().code,
-            "user_invalid"
-        );
-        assert_eq!(
-            resolve(&d, me, "@me", "999").unwrap_err().code,
-            "extension_invalid"
-        );
-        assert_eq!(
-            resolve(&d, me, "@me", "21x").unwrap_err().code,
-            "extension_invalid"
-        );
+    /// What a path resolves to: a scope and the request's organization, or an error's
+    /// status and code.
+    fn resolved(
+        d: &Directory,
+        a: Account,
+        user: &str,
+        ext: &str,
+    ) -> Result<(Scope, Option<u64>), (u16, &'static str)> {
+        resolve(d, a, user, ext)
+            .map(|t| (t.scope, t.org))
+            .map_err(|e| (e.status.as_u16(), e.code.as_str()))
     }
 
     #[test]
-    fn organization_and_admin() {
+    fn paths_resolve_for_each_kind_of_account() {
         let d = dir();
-        let org = Account::Organization(3);
-        assert_eq!(
-            resolve(&d, org, "@me", "@self"),
-            Ok(Target::Organization(3))
-        );
-        assert_eq!(resolve(&d, org, "13", "@self"), Ok(Target::User(13)));
-        assert_eq!(
-            resolve(&d, org, "@owner", "024"),
-            Ok(Target::Extension("0003*024".into()))
-        );
-        assert_eq!(
-            resolve(&d, org, "12", "024").unwrap_err().code,
-            "extension_invalid"
-        );
-        assert_eq!(resolve(&d, Account::Admin, "@me", "@self"), Ok(Target::All));
-        assert_eq!(
-            resolve(&d, Account::Organization(4), "@me", "0003*210")
-                .unwrap_err()
-                .status,
-            403
-        );
+        let ext = |n: &str| Ok((Scope::Extension(n.into()), Some(3)));
+        let (me, org) = (Account::User(12), Account::Organization(3));
+        let cases = [
+            (me, "@me", "@self", Ok((Scope::User(12), Some(3)))),
+            (me, "@viewer", "210", ext("0003*210")),
+            (me, "12", "0003*211", ext("0003*211")),
+            (me, "@me", "024", Err((403, "permission_denied"))),
+            (me, "13", "@self", Err((403, "permission_denied"))),
+            (me, "999", "@self", Err((400, "user_invalid"))),
+            (me, "bob", "@self", Err((400, "user_invalid"))),
+            (me, "@me", "999", Err((400, "extension_invalid"))),
+            (me, "@me", "21x", Err((400, "extension_invalid"))),
+            (org, "@me", "@self", Ok((Scope::Organization(3), Some(3)))),
+            (org, "13", "@self", Ok((Scope::User(13), Some(3)))),
+            (org, "@owner", "024", ext("0003*024")),
+            (org, "12", "024", Err((400, "extension_invalid"))),
+            (Account::Admin, "@me", "@self", Ok((Scope::All, None))),
+            (Account::Admin, "@me", "210", ext("0003*210")),
+            (
+                Account::Organization(4),
+                "@me",
+                "0003*210",
+                Err((403, "permission_denied")),
+            ),
+        ];
+        for (account, user, extension, want) in cases {
+            assert_eq!(
+                resolved(&d, account, user, extension),
+                want,
+                "{account:?} {user}/{extension}"
+            );
+        }
     }
 
     #[test]
@@ -209,7 +205,7 @@ mod tests {
         assert!(parse_phone_call_id("b817d2618fe6f1804333").is_ok());
         assert_eq!(
             parse_phone_call_id("a.b").unwrap_err().code,
-            "pc_phonecall_invalid"
+            Code::PhoneCallInvalid
         );
         assert!(parse_phone_call_id("").is_err());
     }

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use uapid::api::list::{list, ListQuery};
-use uapid::api::target::Target;
+use uapid::calls::Scope;
 use uapid::calls::{Input, Tracker};
 use uapid::config::{Directory, Settings};
 
@@ -211,7 +211,7 @@ fn tracker_size(n: usize) -> Value {
     assert_eq!(t.call_count(), n);
     let used = rss_kib().saturating_sub(base);
     let q = ListQuery::parse(&HashMap::new()).expect("default query");
-    let page = |target: &Target| {
+    let page = |target: &Scope| {
         let mut times = Vec::new();
         for _ in 0..2000 {
             let s = Instant::now();
@@ -230,8 +230,8 @@ fn tracker_size(n: usize) -> Value {
         times.sort();
         (pct(&times, 50.0), pct(&times, 99.0))
     };
-    let (admin50, admin99) = page(&Target::All);
-    let (user50, user99) = page(&Target::User(12));
+    let (admin50, admin99) = page(&Scope::All);
+    let (user50, user99) = page(&Scope::User(12));
     json!({
         "calls": n,
         "rss_kib": used,

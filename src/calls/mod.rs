@@ -1,11 +1,22 @@
-//! Calls: the tracker (pure state fed by Asterisk's events) and its projection to UAPI's
-//! PhoneCall and PhoneCallView.
+//! Calls: the tracker (pure state fed by Asterisk's events), the facts derived from it,
+//! its projection to UAPI's PhoneCall and PhoneCallView, and the handle others read it by.
 
+mod ari_events;
+pub mod handle;
+mod parking;
 pub mod projection;
+mod resync;
+pub mod scope;
+pub mod snapshot;
+pub mod state;
 pub mod tracker;
 
-pub use projection::{phone_call, PhoneCall, PhoneCallView};
-pub use tracker::{phone_call_id, CallState, Input, Scope, Tracker};
+pub use handle::Calls;
+pub use projection::{phone_call, self_link, PhoneCall, PhoneCallView};
+pub use scope::Scope;
+pub use snapshot::{CallSnapshot, Leg};
+pub use state::{phone_call_id, CallState, ChanState, Input, Note, Party};
+pub use tracker::Tracker;
 
 #[cfg(test)]
 mod tests;

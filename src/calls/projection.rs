@@ -4,7 +4,8 @@
 
 use serde::Serialize;
 
-use super::tracker::{CallState, ChanState, ChannelState, Party, Time, Tracker};
+use super::state::{CallState, ChanState, ChannelState, Party, Time};
+use super::tracker::Tracker;
 use crate::asterisk::ari::model::CallerId;
 
 /// UAPI view status.
@@ -128,29 +129,68 @@ pub fn format_caller_id(c: &CallerId) -> Option<String> {
     Some(out)
 }
 
+/// `link.self` of a call: the one place its URL is written.
+pub fn self_link(base_url: &str, user: &str, extension: &str, call: &str) -> Link {
+    Link {
+        self_: format!("{base_url}/uapi/phoneCalls/{user}/{extension}/{call}"),
+    }
+}
+
+/// What every view of a call shares.
+struct Shared<'a> {
+    chans: Vec<&'a ChannelState>,
+    parties: Vec<Party>,
+    flow: u8,
+    source: Vec<String>,
+    destination: Vec<String>,
+}
+
 /// The PhoneCall of one tracked call. `base_url` prefixes `link.self`.
 pub fn phone_call(t: &Tracker, call: &CallState, base_url: &str) -> PhoneCall {
     let dir = t.directory();
+    let shared = shared(t, call);
+    let charged = match &call.origin {
+        Party::Extension(n) => Some(n.clone()),
+        _ => call.extensions.first().cloned(),
+    };
+    let charged_ext = charged.as_ref().and_then(|n| dir.extensions.get(n));
+    let owner = charged_ext.and_then(|e| dir.organizations.get(&e.organization));
+    let owner_user = charged_ext.map_or_else(|| "@me".to_string(), |e| e.user.to_string());
+    let views = call
+        .extensions
+        .iter()
+        .enumerate()
+        .map(|(i, ext)| view(t, call, &shared, ext, i))
+        .collect();
+    let link_ext = charged.as_deref().unwrap_or("@self");
+    PhoneCall {
+        id: call.id.to_string(),
+        link: self_link(base_url, &owner_user, link_ext, &call.id),
+        extension: charged,
+        owner_id: owner.map(|o| o.id.to_string()),
+        owner_name: owner.map(|o| o.name.clone()),
+        published: format_time(&call.published),
+        answered: call.answered.as_ref().map(format_time),
+        phone_call_view: views,
+    }
+}
+
+/// The call's channels and parties, its flow, source and destination.
+fn shared<'a>(t: &'a Tracker, call: &CallState) -> Shared<'a> {
     let chans: Vec<&ChannelState> = call.channels.iter().filter_map(|c| t.channel(c)).collect();
     let parties: Vec<Party> = chans.iter().map(|c| t.party_of(c)).collect();
-
     let source = vec![call.origin.number().to_string()];
     let mut destination: Vec<String> = Vec::new();
     for p in &parties {
-        if *p != call.origin
-            && !p.number().is_empty()
-            && !destination.iter().any(|d| d == p.number())
-        {
-            if let Party::Other(_) = p {
-                continue;
-            }
-            destination.push(p.number().to_string());
+        let n = p.number();
+        let other = *p != call.origin && !matches!(p, Party::Other(_));
+        if other && !n.is_empty() && !destination.iter().any(|d| d == n) {
+            destination.push(n.to_string());
         }
     }
     if destination.is_empty() && !call.dialed.is_empty() {
         destination.push(dialed_number(t, call));
     }
-
     let has_trunk = parties.iter().any(|p| matches!(p, Party::Public(_)));
     let flow = match call.origin {
         Party::Public(_) => flow::INCOMING_PUBLIC,
@@ -163,124 +203,78 @@ pub fn phone_call(t: &Tracker, call: &CallState, base_url: &str) -> PhoneCall {
         }
         _ => flow::LOCAL,
     };
-
-    let charged = match &call.origin {
-        Party::Extension(n) => Some(n.clone()),
-        _ => call.extensions.first().cloned(),
-    };
-    let owner = charged
-        .as_ref()
-        .and_then(|n| dir.extensions.get(n))
-        .and_then(|e| dir.organizations.get(&e.organization));
-    let owner_user = charged
-        .as_ref()
-        .and_then(|n| dir.extensions.get(n))
-        .map(|e| e.user.to_string())
-        .unwrap_or_else(|| "@me".to_string());
-
-    let views = call
-        .extensions
-        .iter()
-        .enumerate()
-        .map(|(i, ext)| view(t, &chans, &parties, ext, i, flow, &source, &destination))
-        .collect();
-
-    let link_ext = charged.clone().unwrap_or_else(|| "@self".to_string());
-    PhoneCall {
-        id: call.id.to_string(),
-        extension: charged,
-        owner_id: owner.map(|o| o.id.to_string()),
-        owner_name: owner.map(|o| o.name.clone()),
-        published: format_time(&call.published),
-        answered: call.answered.as_ref().map(format_time),
-        phone_call_view: views,
-        link: Link {
-            self_: format!(
-                "{base_url}/uapi/phoneCalls/{owner_user}/{link_ext}/{}",
-                call.id
-            ),
-        },
+    Shared {
+        chans,
+        parties,
+        flow,
+        source,
+        destination,
     }
 }
 
 /// The number the originator dialed, as a UAPI number where it names an extension.
 fn dialed_number(t: &Tracker, call: &CallState) -> String {
-    let dir = t.directory();
-    let org = match &call.origin {
-        Party::Extension(n) => dir.extensions.get(n).map(|e| e.organization),
-        _ => None,
-    };
-    match dir.resolve_extension(&call.dialed, org) {
+    match t
+        .directory()
+        .resolve_extension(&call.dialed, call.organization())
+    {
         Some(e) => e.number.clone(),
         None => call.dialed.to_string(),
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn view(
-    t: &Tracker,
-    chans: &[&ChannelState],
-    parties: &[Party],
-    ext: &str,
-    index: usize,
-    flow: u8,
-    source: &[String],
-    destination: &[String],
-) -> PhoneCallView {
-    // This extension's channels; the most advanced one speaks for the view.
-    let rank = |c: &ChannelState| match c.state {
-        ChanState::Up => 4,
-        ChanState::Ringing => 3,
-        ChanState::Ring => 2,
-        _ => 1,
-    };
-    let mine: Vec<&ChannelState> = chans
-        .iter()
-        .zip(parties)
-        .filter(|(_, p)| matches!(p, Party::Extension(n) if n == ext))
-        .map(|(c, _)| *c)
-        .collect();
-    let own = mine.iter().copied().max_by_key(|c| rank(c));
-    let others: Vec<&ChannelState> = chans
-        .iter()
-        .zip(parties)
-        .filter(|(_, p)| !matches!(p, Party::Extension(n) if n == ext))
-        .map(|(c, _)| *c)
-        .collect();
+/// The UAPI status of a view whose leg is `own`.
+fn view_status(own: Option<&ChannelState>, others: &[&ChannelState], parked: bool) -> u8 {
     let other_ringing = others.iter().any(|c| c.state == ChanState::Ringing);
+    let Some(c) = own else {
+        return if parked {
+            status::ON_CALL
+        } else {
+            status::UNKNOWN
+        };
+    };
+    match c.state {
+        ChanState::Ringing => status::RINGING,
+        ChanState::Up if c.bridge.is_none() && other_ringing => status::OTHER_SIDE_RINGING,
+        ChanState::Up => status::ON_CALL,
+        ChanState::Ring | ChanState::Dialing | ChanState::Down | ChanState::Reserved => {
+            if other_ringing {
+                status::OTHER_SIDE_RINGING
+            } else if others.iter().any(|c| c.state == ChanState::Up) {
+                // The other side answered; this leg is being connected.
+                status::ON_CALL
+            } else {
+                status::TRYING
+            }
+        }
+        ChanState::OffHook => status::OFF_HOOK,
+        ChanState::Busy | ChanState::Other => status::UNKNOWN,
+    }
+}
+
+fn view(t: &Tracker, call: &CallState, s: &Shared<'_>, ext: &str, index: usize) -> PhoneCallView {
+    let is_mine = |p: &Party| matches!(p, Party::Extension(n) if n == ext);
+    let (mine, others): (Vec<_>, Vec<_>) = s
+        .chans
+        .iter()
+        .zip(&s.parties)
+        .partition(|(_, p)| is_mine(p));
+    let mine: Vec<&ChannelState> = mine.into_iter().map(|(c, _)| *c).collect();
+    let others: Vec<&ChannelState> = others.into_iter().map(|(c, _)| *c).collect();
+    // The leg that speaks for the view: the same rule the actions use.
+    let own = t.view_leg(call, ext);
 
     // Parked: a channel of this call waits in a lot, parked by this extension.
-    let parked = chans.iter().find_map(|c| {
+    let parked = s.chans.iter().find_map(|c| {
         let p = t.parked(&c.id)?;
-        (t.parker_extension(p).as_deref() == Some(ext)).then_some(p)
+        (t.parker_extension(p) == Some(ext)).then_some(p)
     });
+    let st = view_status(own, &others, parked.is_some());
 
-    let st = match own {
-        Some(c) => match c.state {
-            ChanState::Ringing => status::RINGING,
-            ChanState::Up if c.bridge.is_none() && other_ringing => status::OTHER_SIDE_RINGING,
-            ChanState::Up => status::ON_CALL,
-            ChanState::Ring | ChanState::Dialing | ChanState::Down | ChanState::Reserved => {
-                if other_ringing {
-                    status::OTHER_SIDE_RINGING
-                } else if others.iter().any(|c| c.state == ChanState::Up) {
-                    // The other side answered; this leg is being connected.
-                    status::ON_CALL
-                } else {
-                    status::TRYING
-                }
-            }
-            ChanState::OffHook => status::OFF_HOOK,
-            ChanState::Busy | ChanState::Other => status::UNKNOWN,
-        },
-        None if parked.is_some() => status::ON_CALL,
-        None => status::UNKNOWN,
-    };
-
-    // The other party as this extension's phone shows it (its connected line).
+    // The other party as this extension's phone shows it (its connected line). A leg
+    // uapid or the lot originated has no connected line until bridged: its caller id
+    // is what the phone shows.
     let caller = match own {
-        // A leg uapid or the lot originated has no connected line until bridged: its
-        // caller id is what the phone shows.
         Some(c) => format_caller_id(&c.connected).or_else(|| format_caller_id(&c.caller)),
         None => others.iter().find_map(|c| format_caller_id(&c.caller)),
     };
@@ -293,10 +287,10 @@ fn view(
         id: format!("{:02}", index + 1),
         extension: ext.to_string(),
         status: st.to_string(),
-        flow: flow.to_string(),
+        flow: s.flow.to_string(),
         caller_id: caller,
-        source: source.to_vec(),
-        destination: destination.to_vec(),
+        source: s.source.clone(),
+        destination: s.destination.clone(),
         ringing: own
             .and_then(|c| c.ringing.filter(|_| c.state == ChanState::Ringing))
             .as_ref()

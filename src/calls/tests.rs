@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::tracker::{Input, Scope, Tracker};
 use super::{phone_call, PhoneCall};
+use super::{Input, Scope, Tracker};
 use crate::config::{Directory, Settings};
 use crate::record::read_fixture;
 
@@ -23,7 +23,7 @@ fn fixture(name: &str) -> Vec<Input> {
 }
 
 fn calls(t: &Tracker) -> Vec<PhoneCall> {
-    t.scope(Scope::All)
+    t.scope(&Scope::All)
         .iter()
         .filter_map(|(_, id)| t.call(id))
         .map(|c| phone_call(t, c, "http://x"))
@@ -357,5 +357,107 @@ fn every_fixture_ends_empty_and_replays_the_same_twice() {
         assert_eq!(t.call_count(), 0, "{name}");
         let (_, b) = replay(name, |t| calls(t).iter().map(json).collect::<Vec<_>>());
         assert_eq!(a, b, "{name} replays deterministically");
+    }
+}
+
+/// An ARI channel event, as Asterisk would send it.
+fn chan_event(kind: &str, id: &str, name: &str, state: &str, linkedid: &str) -> Input {
+    let ev = serde_json::json!({
+        "type": kind, "timestamp": "2026-11-30T10:00:00.000+0000",
+        "channel": {"id": id, "name": name, "state": state,
+            "creationtime": "2026-11-30T10:00:00.000+0000",
+            "caller": {"name": "", "number": ""}, "dialplan": {"exten": "s", "app_name": "Dial", "app_data": ""},
+            "channelvars": {"CHANNEL(linkedid)": linkedid}}
+    });
+    Input::AriEvent(Box::new(serde_json::from_value(ev).unwrap()))
+}
+
+/// For every call and view: the leg an action acts on (the snapshot's `leg_of`) is the
+/// leg List's view shows (its status is that leg's).
+fn same_leg_for_list_and_actions(t: &Tracker) {
+    use crate::calls::ChanState;
+    // The view's status as its leg's state makes it (where the state alone decides).
+    let expected_status = |state: ChanState, other: &dyn Fn(ChanState) -> bool| match state {
+        ChanState::Ringing => "3",
+        ChanState::Ring if other(ChanState::Ringing) => "4",
+        ChanState::Ring if other(ChanState::Up) => "5",
+        ChanState::Ring => "2",
+        _ => "",
+    };
+    for (_, id) in t.scope(&Scope::All) {
+        let call = t.call(id).unwrap();
+        let snap = crate::calls::CallSnapshot::take(t, id, "uapid").unwrap();
+        let listed = phone_call(t, call, "http://x");
+        for ext in &call.extensions {
+            let shown = t.view_leg(call, ext).map(|c| c.id.to_string());
+            let acted = snap.leg_of(ext).map(|l| l.id.clone());
+            assert_eq!(shown, acted, "call {id}, view of {ext}");
+            let (Some(leg), Some(st)) = (snap.leg_of(ext), status(&listed, ext)) else {
+                continue;
+            };
+            let other = |st: ChanState| {
+                snap.legs
+                    .iter()
+                    .any(|l| !l.is_extension(ext) && l.state == st)
+            };
+            let want = expected_status(leg.state, &other);
+            if !want.is_empty() {
+                assert_eq!(st, want, "call {id}: view of {ext} shows leg {}", leg.id);
+            }
+        }
+    }
+}
+
+#[test]
+fn list_and_actions_pick_the_same_leg_for_a_view() {
+    // Two legs of one extension in one call: one dialing out (Ring), one just created
+    // (Down). List shows the more advanced one, and an action must act on that one.
+    let mut t = tracker();
+    t.apply(chan_event(
+        "ChannelCreated",
+        "1.1",
+        "PJSIP/0003_024-01",
+        "Up",
+        "1.1",
+    ));
+    t.apply(chan_event(
+        "ChannelCreated",
+        "1.2",
+        "PJSIP/0003_210-02",
+        "Down",
+        "1.1",
+    ));
+    t.apply(chan_event(
+        "ChannelCreated",
+        "1.3",
+        "PJSIP/0003_210-03",
+        "Ring",
+        "1.1",
+    ));
+    t.apply(chan_event(
+        "ChannelCreated",
+        "1.4",
+        "PJSIP/0003_210-04",
+        "Down",
+        "1.1",
+    ));
+    let call = t.scope(&Scope::All).iter().next().unwrap().1.clone();
+    let snap = crate::calls::CallSnapshot::take(&t, &call, "uapid").unwrap();
+    assert_eq!(snap.leg_of("0003*210").map(|l| l.id.as_str()), Some("1.3"));
+    same_leg_for_list_and_actions(&t);
+    // And after every step of every recorded sequence.
+    for name in [
+        "ext_call",
+        "park_timeout",
+        "pickup",
+        "public_in",
+        "public_out",
+        "snapshot",
+    ] {
+        let mut t = tracker();
+        for input in fixture(name) {
+            t.apply(input);
+            same_leg_for_list_and_actions(&t);
+        }
     }
 }

@@ -189,97 +189,120 @@ struct InFlight {
     events: Vec<Message>,
 }
 
-async fn session(
-    cfg: &AmiConfig,
-    requests: &mut mpsc::Receiver<Request>,
-    sink: &mpsc::UnboundedSender<AmiNotice>,
-    connected: &watch::Sender<bool>,
-) -> SessionEnd {
-    let lost = |e: &dyn std::fmt::Display| SessionEnd::Lost(e.to_string());
-    let stream =
-        match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(&cfg.addr)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return lost(&e),
-            Err(_) => return SessionEnd::Lost("connect timed out".into()),
-        };
+/// The reading half of a session, with what it has buffered.
+struct Reader {
+    read: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    decoder: Decoder,
+    buf: Vec<u8>,
+}
+
+/// Connects, reads the greeting, logs in and installs the event filter.
+async fn connect(cfg: &AmiConfig) -> Result<(Reader, tokio::net::tcp::OwnedWriteHalf), String> {
+    let stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(&cfg.addr))
+        .await
+        .map_err(|_| "connect timed out".to_string())?
+        .map_err(|e| e.to_string())?;
     let _ = stream.set_nodelay(true);
     let (read_half, mut write) = stream.into_split();
-    let mut read = BufReader::new(read_half);
-
+    let mut r = Reader {
+        read: BufReader::new(read_half),
+        decoder: Decoder::new(),
+        buf: vec![0u8; 64 * 1024],
+    };
     // Greeting: one line, "Asterisk Call Manager/x.y.z".
     let mut greeting = String::new();
-    match tokio::time::timeout(Duration::from_secs(5), read.read_line(&mut greeting)).await {
+    match tokio::time::timeout(Duration::from_secs(5), r.read.read_line(&mut greeting)).await {
         Ok(Ok(n)) if n > 0 && greeting.starts_with("Asterisk Call Manager") => {}
-        Ok(Ok(_)) => return SessionEnd::Lost(format!("not an AMI greeting: {greeting:?}")),
-        Ok(Err(e)) => return lost(&e),
-        Err(_) => return SessionEnd::Lost("no AMI greeting".into()),
+        Ok(Ok(_)) => return Err(format!("not an AMI greeting: {greeting:?}")),
+        Ok(Err(e)) => return Err(e.to_string()),
+        Err(_) => return Err("no AMI greeting".into()),
     }
-
-    let mut decoder = Decoder::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut next_id: u64 = 1;
-    let mut inflight: HashMap<String, InFlight> = HashMap::new();
-
-    // Login before anything else.
-    let login = Message::new()
-        .with("Action", "Login")
-        .with("Username", &cfg.user)
-        .with("Secret", cfg.secret.expose())
-        .with("Events", "on")
-        .with("ActionID", "login");
-    if let Err(e) = write.write_all(login.encode().as_bytes()).await {
-        return lost(&e);
-    }
-    let login_deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        match decoder.next_message() {
-            Ok(Some(m)) if m.action_id() == Some("login") => {
-                if m.get("Response") == Some("Success") {
-                    break;
-                }
-                return SessionEnd::Lost(format!(
-                    "AMI login refused: {}",
-                    m.get("Message").unwrap_or("")
-                ));
-            }
-            Ok(Some(_)) => continue,
-            Ok(None) => {}
-            Err(e) => return lost(&e),
-        }
-        match tokio::time::timeout_at(login_deadline, read.read(&mut buf)).await {
-            Ok(Ok(0)) => return SessionEnd::Lost("closed during login".into()),
-            Ok(Ok(n)) => decoder.feed(&buf[..n]),
-            Ok(Err(e)) => return lost(&e),
-            Err(_) => return SessionEnd::Lost("login timed out".into()),
-        }
-    }
+    login(cfg, &mut r, &mut write).await?;
     if !cfg.events.is_empty() {
         let filter = Message::new()
             .with("Action", "Filter")
             .with("Operation", "Add")
             .with("Filter", format!("Event: ({})", cfg.events.join("|")))
             .with("ActionID", "filter");
-        if let Err(e) = write.write_all(filter.encode().as_bytes()).await {
-            return lost(&e);
+        write
+            .write_all(filter.encode().as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok((r, write))
+}
+
+/// Logs in before anything else; events that come first are skipped.
+async fn login(
+    cfg: &AmiConfig,
+    r: &mut Reader,
+    write: &mut tokio::net::tcp::OwnedWriteHalf,
+) -> Result<(), String> {
+    let login = Message::new()
+        .with("Action", "Login")
+        .with("Username", &cfg.user)
+        .with("Secret", cfg.secret.expose())
+        .with("Events", "on")
+        .with("ActionID", "login");
+    write
+        .write_all(login.encode().as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match r.decoder.next_message() {
+            Ok(Some(m)) if m.action_id() == Some("login") => {
+                if m.get("Response") == Some("Success") {
+                    return Ok(());
+                }
+                return Err(format!(
+                    "AMI login refused: {}",
+                    m.get("Message").unwrap_or("")
+                ));
+            }
+            Ok(Some(_)) => continue,
+            Ok(None) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        match tokio::time::timeout_at(deadline, r.read.read(&mut r.buf)).await {
+            Ok(Ok(0)) => return Err("closed during login".into()),
+            Ok(Ok(n)) => r.decoder.feed(&r.buf[..n]),
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => return Err("login timed out".into()),
         }
     }
+}
+
+async fn session(
+    cfg: &AmiConfig,
+    requests: &mut mpsc::Receiver<Request>,
+    sink: &mpsc::UnboundedSender<AmiNotice>,
+    connected: &watch::Sender<bool>,
+) -> SessionEnd {
+    let (mut r, mut write) = match connect(cfg).await {
+        Ok(c) => c,
+        Err(why) => return SessionEnd::Lost(why),
+    };
     tracing::info!(addr = %cfg.addr, "AMI connected");
     connected.send_replace(true);
     let _ = sink.send(AmiNotice::Connected);
 
+    let lost = |e: &dyn std::fmt::Display| SessionEnd::Lost(e.to_string());
+    let mut next_id: u64 = 1;
+    let mut inflight: HashMap<String, InFlight> = HashMap::new();
     let end = loop {
         // Drain every complete message already buffered.
         loop {
-            match decoder.next_message() {
+            match r.decoder.next_message() {
                 Ok(Some(m)) => route(m, &mut inflight, sink),
                 Ok(None) => break,
                 Err(e) => return lost(&e),
             }
         }
         tokio::select! {
-            r = read.read(&mut buf) => match r {
+            n = r.read.read(&mut r.buf) => match n {
                 Ok(0) => break SessionEnd::Lost("AMI closed the connection".into()),
-                Ok(n) => decoder.feed(&buf[..n]),
+                Ok(n) => r.decoder.feed(&r.buf[..n]),
                 Err(e) => break lost(&e),
             },
             req = requests.recv() => match req {

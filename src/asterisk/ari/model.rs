@@ -276,44 +276,29 @@ impl<'de> Deserialize<'de> for Event {
                 r.channel.ok_or_else(|| missing("channel"))?
             };
         }
+        // An event that carries a channel and its time, nothing else.
+        macro_rules! plain {
+            ($v:ident) => {
+                Event::$v {
+                    channel: channel!(),
+                    timestamp,
+                }
+            };
+        }
         Ok(match kind {
-            Kind::ChannelCreated => Event::ChannelCreated {
-                channel: channel!(),
-                timestamp,
-            },
+            Kind::ChannelCreated => plain!(ChannelCreated),
             Kind::ChannelDestroyed => Event::ChannelDestroyed {
                 cause: r.cause,
                 channel: channel!(),
                 timestamp,
             },
-            Kind::ChannelStateChange => Event::ChannelStateChange {
-                channel: channel!(),
-                timestamp,
-            },
-            Kind::ChannelDialplan => Event::ChannelDialplan {
-                channel: channel!(),
-                timestamp,
-            },
-            Kind::ChannelCallerId => Event::ChannelCallerId {
-                channel: channel!(),
-                timestamp,
-            },
-            Kind::ChannelConnectedLine => Event::ChannelConnectedLine {
-                channel: channel!(),
-                timestamp,
-            },
-            Kind::ChannelHangupRequest => Event::ChannelHangupRequest {
-                channel: channel!(),
-                timestamp,
-            },
-            Kind::ChannelHold => Event::ChannelHold {
-                channel: channel!(),
-                timestamp,
-            },
-            Kind::ChannelUnhold => Event::ChannelUnhold {
-                channel: channel!(),
-                timestamp,
-            },
+            Kind::ChannelStateChange => plain!(ChannelStateChange),
+            Kind::ChannelDialplan => plain!(ChannelDialplan),
+            Kind::ChannelCallerId => plain!(ChannelCallerId),
+            Kind::ChannelConnectedLine => plain!(ChannelConnectedLine),
+            Kind::ChannelHangupRequest => plain!(ChannelHangupRequest),
+            Kind::ChannelHold => plain!(ChannelHold),
+            Kind::ChannelUnhold => plain!(ChannelUnhold),
             Kind::ChannelEnteredBridge => Event::ChannelEnteredBridge {
                 bridge: r.bridge.ok_or_else(|| missing("bridge"))?,
                 channel: r.channel,
@@ -348,10 +333,7 @@ impl<'de> Deserialize<'de> for Event {
                 channel: channel!(),
                 timestamp,
             },
-            Kind::StasisEnd => Event::StasisEnd {
-                channel: channel!(),
-                timestamp,
-            },
+            Kind::StasisEnd => plain!(StasisEnd),
             Kind::ApplicationReplaced => Event::ApplicationReplaced {
                 application: r.application,
             },

@@ -1,0 +1,72 @@
+//! OnHold: the view's extension holds the other party. Both legs are taken into uapid's
+//! Stasis application and bridge ([`super::stasis`]); the held party leaves the bridge
+//! and hears music on hold, the holder stays.
+
+use super::input::{Body, ViewId};
+use super::stasis::take_into_stasis;
+use super::{ActionError, Ctx, Done, InputError, PbxError, StateError};
+use crate::calls::{ChanState, Leg, Note};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnHold {
+    pub view: Option<ViewId>,
+}
+
+impl OnHold {
+    pub fn parse(b: &Body) -> Result<OnHold, InputError> {
+        Ok(OnHold {
+            view: ViewId::parse(b)?,
+        })
+    }
+
+    pub async fn apply(&self, cx: Ctx<'_>) -> Result<Done, ActionError> {
+        let ext = cx.view_ext()?;
+        let own = cx
+            .call
+            .leg_of(ext)
+            .filter(|l| l.state == ChanState::Up)
+            .ok_or_else(|| StateError::NotTalking(ext.to_string()))?;
+        let peer = cx.call.peer_of(own).ok_or(StateError::NoPeer)?;
+        if peer.held_by_uapid || own.held_by_uapid {
+            return Err(StateError::AlreadyOnHold.into());
+        }
+        if peer.parked.is_some() {
+            return Err(StateError::PeerParked.into());
+        }
+        let bridge = take_into_stasis(&cx, own, peer).await?;
+        if let Err(err) = hold(&cx, &bridge, own, peer).await {
+            // Put them back talking, whatever step failed.
+            let _ = cx.pbx.stop_moh(&peer.id).await;
+            let both = format!("{},{}", own.id, peer.id);
+            let _ = cx.pbx.bridge_add(&bridge, &both).await;
+            return Err(err.into());
+        }
+        cx.calls.note(Note::Held {
+            held: peer.id.clone(),
+            holder: own.id.clone(),
+            at: chrono::Local::now().fixed_offset(),
+        });
+        let held = peer.id.clone();
+        let done = cx.done();
+        cx.guard.settle(cx.calls, move |t| {
+            t.channel(&held)
+                .is_none_or(|c| c.bridge.is_none() && c.held_by_uapid.is_some())
+        });
+        Ok(done)
+    }
+}
+
+/// The holder in the bridge; the held party out of it, hearing music.
+async fn hold(cx: &Ctx<'_>, bridge: &str, own: &Leg, peer: &Leg) -> Result<(), PbxError> {
+    cx.pbx.bridge_add(bridge, &own.id).await?;
+    let in_bridge = cx
+        .calls
+        .read()
+        .channel(&peer.id)
+        .and_then(|c| c.bridge.as_deref())
+        == Some(bridge);
+    if in_bridge {
+        cx.pbx.bridge_remove(bridge, &peer.id).await?;
+    }
+    cx.pbx.start_moh(&peer.id).await
+}

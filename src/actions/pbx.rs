@@ -1,0 +1,286 @@
+//! The narrow handle actions have on the PBX: the few operations uapid performs, each
+//! named for what it does, over a pool of AMI sessions and ARI's REST interface.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::error::PbxError;
+use super::input::CallerId;
+use crate::asterisk::ami::{AmiClient, AmiReply, Message};
+use crate::asterisk::ari::AriRest;
+use crate::config::{AsteriskSettings, Extension};
+
+/// The dialplan contexts and names uapid relies on (see README, "What uapid needs").
+#[derive(Debug, Clone)]
+pub struct PbxNames {
+    pub app: String,
+    pub dial_context: String,
+    pub stasis_context: String,
+    pub voicemail_context: String,
+    pub parking_lot: String,
+    pub parked_context: String,
+}
+
+impl PbxNames {
+    pub fn from_settings(a: &AsteriskSettings) -> PbxNames {
+        PbxNames {
+            app: a.app.clone(),
+            dial_context: a.dial_context.clone(),
+            stasis_context: a.stasis_context.clone(),
+            voicemail_context: a.voicemail_context.clone(),
+            parking_lot: a.parking_lot.clone(),
+            parked_context: a.parked_context.clone(),
+        }
+    }
+}
+
+/// A phone to ring for an originate: its dial string, how long, and what it shows.
+pub struct Ring<'a> {
+    pub phone: &'a Extension,
+    pub wait_ms: u64,
+    pub caller_id: Option<&'a CallerId>,
+    /// The id the new channel gets (also its call's linkedid).
+    pub channel_id: &'a str,
+}
+
+pub struct Pbx {
+    /// The AMI session that carries the events; its link is the PBX link.
+    events: AmiClient,
+    /// Every AMI session actions may use (`events` first).
+    pool: Vec<AmiClient>,
+    next: AtomicUsize,
+    ari: AriRest,
+    names: PbxNames,
+}
+
+/// The PJSIP dial string of an extension.
+fn dial_string(ext: &Extension) -> String {
+    format!("PJSIP/{}", ext.endpoint)
+}
+
+impl Pbx {
+    /// `pool`: the AMI sessions, the one that carries the events first.
+    pub fn new(pool: Vec<AmiClient>, ari: AriRest, names: PbxNames) -> Pbx {
+        let events = pool.first().expect("one AMI session").clone();
+        Pbx {
+            events,
+            pool,
+            next: AtomicUsize::new(0),
+            ari,
+            names,
+        }
+    }
+
+    pub fn names(&self) -> &PbxNames {
+        &self.names
+    }
+
+    /// An AMI action that must succeed, on the next connected session of the pool (the
+    /// events' session when that one is down, so the action fails as the link is down).
+    async fn ami(&self, action: Message) -> Result<AmiReply, PbxError> {
+        Ok(self.pick_ami().request(action).await?)
+    }
+
+    fn pick_ami(&self) -> &AmiClient {
+        if !self.events.is_connected() || self.pool.is_empty() {
+            return &self.events;
+        }
+        let n = self.pool.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        (0..n)
+            .map(|i| &self.pool[(start + i) % n])
+            .find(|c| c.is_connected())
+            .unwrap_or(&self.events)
+    }
+
+    /// Parks `parkee` in the lot; on timeout the lot rings back `parker`'s dial string.
+    pub async fn park(&self, parkee: &str, parker: &str, timeout_ms: u64) -> Result<(), PbxError> {
+        self.ami(
+            Message::new()
+                .with("Action", "Park")
+                .with("Channel", parkee)
+                .with("TimeoutChannel", parker)
+                .with("Timeout", timeout_ms.to_string())
+                .with("Parkinglot", &self.names.parking_lot),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Sends `channel` (and `extra` with it, in one step) to `context`/`exten`, priority 1.
+    pub async fn redirect(
+        &self,
+        channel: &str,
+        extra: Option<&str>,
+        context: &str,
+        exten: &str,
+    ) -> Result<(), PbxError> {
+        let mut m = Message::new()
+            .with("Action", "Redirect")
+            .with("Channel", channel);
+        if let Some(x) = extra {
+            m = m.with("ExtraChannel", x);
+        }
+        let m = m
+            .with("Context", context)
+            .with("Exten", exten)
+            .with("Priority", "1");
+        self.ami(m).await.map(drop)
+    }
+
+    /// Sets a channel variable.
+    pub async fn set_var(&self, channel: &str, name: &str, value: &str) -> Result<(), PbxError> {
+        self.ami(
+            Message::new()
+                .with("Action", "Setvar")
+                .with("Channel", channel)
+                .with("Variable", name)
+                .with("Value", value),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Rings a phone (asynchronously); when it answers it runs `app(data)`.
+    pub async fn ring_into_app(
+        &self,
+        ring: Ring<'_>,
+        app: &str,
+        data: &str,
+    ) -> Result<(), PbxError> {
+        let m = Self::originate(&ring)
+            .with("Application", app)
+            .with("Data", data);
+        self.ami(m).await.map(drop)
+    }
+
+    /// Rings a phone (asynchronously); when it answers it dials `exten` in `context`.
+    /// `vars` are set on the new channel.
+    pub async fn ring_into_exten(
+        &self,
+        ring: Ring<'_>,
+        context: &str,
+        exten: &str,
+        vars: &[String],
+    ) -> Result<(), PbxError> {
+        let mut m = Self::originate(&ring)
+            .with("Context", context)
+            .with("Exten", exten)
+            .with("Priority", "1");
+        for v in vars {
+            m = m.with("Variable", v);
+        }
+        self.ami(m).await.map(drop)
+    }
+
+    fn originate(ring: &Ring<'_>) -> Message {
+        let mut m = Message::new()
+            .with("Action", "Originate")
+            .with("Channel", dial_string(ring.phone))
+            .with("Timeout", ring.wait_ms.to_string())
+            .with("ChannelId", ring.channel_id)
+            .with("Async", "true");
+        if let Some(c) = ring.caller_id {
+            m = m.with("CallerID", c.to_asterisk());
+        }
+        m
+    }
+
+    /// Rings a phone over ARI with `originator` as the new channel's originator (so it
+    /// joins that channel's call from its first ring); on answer it dials `exten` in
+    /// `context`.
+    pub async fn ring_beside(
+        &self,
+        ring: Ring<'_>,
+        originator: &str,
+        context: &str,
+        exten: &str,
+    ) -> Result<(), PbxError> {
+        let endpoint = dial_string(ring.phone);
+        let timeout = (ring.wait_ms / 1000).max(1).to_string();
+        let shown = ring.caller_id.map(CallerId::to_asterisk);
+        let mut q: Vec<(&str, &str)> = vec![
+            ("endpoint", &endpoint),
+            ("context", context),
+            ("extension", exten),
+            ("priority", "1"),
+            ("timeout", &timeout),
+            ("originator", originator),
+            ("channelId", ring.channel_id),
+        ];
+        if let Some(s) = &shown {
+            q.push(("callerId", s));
+        }
+        self.ari.post("/channels", &q).await.map(drop)?;
+        Ok(())
+    }
+
+    /// Hangs a channel up; `false` when it was already gone.
+    pub async fn hang_up(&self, channel: &str) -> Result<bool, PbxError> {
+        match self.ari.hangup(channel).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.status() == Some(404) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Creates a mixing bridge named `name`; returns its id.
+    pub async fn create_bridge(&self, name: &str) -> Result<String, PbxError> {
+        let v = self
+            .ari
+            .post("/bridges", &[("type", "mixing"), ("name", name)])
+            .await?;
+        v.get("id")
+            .and_then(|i| i.as_str())
+            .map(str::to_string)
+            .ok_or_else(|| PbxError::Failed("ARI created a bridge without an id".into()))
+    }
+
+    /// Adds channels (ids, comma-separated) to a bridge.
+    pub async fn bridge_add(&self, bridge: &str, channels: &str) -> Result<(), PbxError> {
+        let path = format!("/bridges/{bridge}/addChannel");
+        self.ari.post(&path, &[("channel", channels)]).await?;
+        Ok(())
+    }
+
+    pub async fn bridge_remove(&self, bridge: &str, channel: &str) -> Result<(), PbxError> {
+        let path = format!("/bridges/{bridge}/removeChannel");
+        self.ari.post(&path, &[("channel", channel)]).await?;
+        Ok(())
+    }
+
+    pub async fn destroy_bridge(&self, bridge: &str) -> Result<(), PbxError> {
+        Ok(self.ari.delete(&format!("/bridges/{bridge}"), &[]).await?)
+    }
+
+    /// Plays music on hold to a channel (in uapid's Stasis application).
+    pub async fn start_moh(&self, channel: &str) -> Result<(), PbxError> {
+        self.ari
+            .post(&format!("/channels/{channel}/moh"), &[])
+            .await?;
+        Ok(())
+    }
+
+    /// Stops the music on hold of a channel; a channel with no music is fine.
+    pub async fn stop_moh(&self, channel: &str) -> Result<(), PbxError> {
+        match self
+            .ari
+            .delete(&format!("/channels/{channel}/moh"), &[])
+            .await
+        {
+            Err(e) if e.status() != Some(409) => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A fresh id for a channel uapid creates (also its call's linkedid).
+pub fn new_channel_id() -> String {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).expect("the OS gives random bytes");
+    let mut id = String::with_capacity(22);
+    id.push_str("uapid-");
+    for x in b {
+        id.push_str(&format!("{x:02x}"));
+    }
+    id
+}

@@ -1,0 +1,568 @@
+//! The router driven in-process (no PBX): authentication and every 4xx answer, each a
+//! row of a table: method, path, who asks, body → status and UAPI code. uapid's links
+//! point at a closed port, so nothing here reaches Asterisk; the requests that would
+//! are those answered before any PBX step (bad input, unknown calls, nothing to do).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+use super::auth::TokenStore;
+use super::{router, AppState};
+use crate::actions::{Actions, Pbx, PbxNames};
+use crate::asterisk::ami::AmiClient;
+use crate::calls::Calls;
+use crate::config::{Directory, Settings};
+
+/// The router of a uapid whose PBX is unreachable.
+fn app() -> Router {
+    let s = Settings::defaults();
+    let mut a = s.asterisk.clone();
+    a.ami_addr = "127.0.0.1:9".into();
+    a.ari_url = "http://127.0.0.1:9".into();
+    let dir = Arc::new(Directory::build(&s.directory).unwrap());
+    let (calls, _inputs, _task) = Calls::spawn(dir.clone());
+    let (ami, _task) = AmiClient::spawn(a.ami(&[]), tokio::sync::mpsc::unbounded_channel().0);
+    let pbx = Pbx::new(vec![ami], a.ari_rest(), PbxNames::from_settings(&a));
+    let actions = Arc::new(Actions::new(pbx, calls.clone(), dir.clone()));
+    router(Arc::new(AppState {
+        directory: dir,
+        calls,
+        tokens: TokenStore::new(Duration::from_secs(60)),
+        base_url: "http://uapid.test".into(),
+        actions,
+    }))
+}
+
+/// Sends one request → (status, JSON body; Null when empty).
+async fn send(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    if uri.starts_with("/oauth") {
+        req = req.header("content-type", "application/x-www-form-urlencoded");
+    }
+    let resp = app
+        .clone()
+        .oneshot(req.body(Body::from(body.to_string())).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+async fn token(app: &Router, client: &str) -> String {
+    let form = format!(
+        "grant_type=client_credentials&client_id={client}&client_secret={}&type=unifiedapi",
+        client.replace("-app", "-secret")
+    );
+    let (st, body) = send(app, "POST", "/oauth/token.php", None, &form).await;
+    assert_eq!(st, 200, "{body}");
+    body["access_token"].as_str().unwrap().to_string()
+}
+
+/// Walks a table of requests made with `token`, checking each answer's status and code.
+async fn check(app: &Router, token: Option<&str>, rows: &[(&str, &str, Value, u16, &str)]) {
+    for (method, uri, body, status, code) in rows {
+        let text = if body.is_null() {
+            String::new()
+        } else {
+            body.to_string()
+        };
+        let (st, resp) = send(app, method, uri, token, &text).await;
+        assert_eq!(
+            (st, resp["error"]["code"].as_str().unwrap_or("")),
+            (*status, *code),
+            "{method} {uri} {body} → {resp}"
+        );
+        assert!(
+            resp["error"]["message"].is_string(),
+            "{method} {uri}: {resp}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn tokens_are_issued_to_known_apps_only() {
+    let app = app();
+    let form = |g: &str, id: &str, secret: &str, kind: &str| {
+        format!("grant_type={g}&client_id={id}&client_secret={secret}&type={kind}")
+    };
+    let rows = [
+        (
+            form("client_credentials", "alice-app", "wrong", "unifiedapi"),
+            401,
+            "invalid_client",
+        ),
+        (
+            form("client_credentials", "nobody", "alice-secret", "unifiedapi"),
+            401,
+            "invalid_client",
+        ),
+        (
+            form("password", "alice-app", "alice-secret", "unifiedapi"),
+            400,
+            "unsupported_grant_type",
+        ),
+        (
+            form("client_credentials", "alice-app", "alice-secret", "other"),
+            400,
+            "invalid_request",
+        ),
+        (
+            "client_id=alice-app&client_secret=alice-secret".into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "grant_type=client_credentials&client_id=alice-app".into(),
+            400,
+            "invalid_request",
+        ),
+    ];
+    for (form, status, code) in rows {
+        let (st, body) = send(&app, "POST", "/oauth/token.php", None, &form).await;
+        assert_eq!(
+            (st, body["error"]["code"].as_str().unwrap_or("")),
+            (status, code),
+            "{form}"
+        );
+    }
+    let t = token(&app, "alice-app").await;
+    let (st, body) = send(&app, "GET", "/uapi/phoneCalls/@me/@self", Some(&t), "").await;
+    assert_eq!(
+        (st, body["totalResults"].as_u64()),
+        (200, Some(0)),
+        "{body}"
+    );
+    let uri = format!("/uapi/phoneCalls/@me/@self/?accessRequestToken={t}");
+    assert_eq!(
+        send(&app, "GET", &uri, None, "").await.0,
+        200,
+        "the query form of the token"
+    );
+}
+
+#[tokio::test]
+async fn requests_without_a_valid_token_are_refused() {
+    let app = app();
+    let rows = [(
+        "GET",
+        "/uapi/phoneCalls/@me/@self",
+        Value::Null,
+        401,
+        "access_denied",
+    )];
+    check(&app, None, &rows).await;
+    check(&app, Some("forged-token-0123456789"), &rows).await;
+    let (st, body) = send(
+        &app,
+        "GET",
+        "/uapi/phoneCalls/@me/@self?accessRequestToken=",
+        None,
+        "",
+    )
+    .await;
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (401, Some("access_denied"))
+    );
+    let req = Request::builder()
+        .uri("/uapi/phoneCalls/@me/@self")
+        .header("authorization", "Basic YTpi")
+        .body(Body::empty())
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn paths_and_list_queries() {
+    let app = app();
+    let t = token(&app, "alice-app").await;
+    let n = Value::Null;
+    let rows = [
+        (
+            "GET",
+            "/uapi/phoneCalls/999/@self",
+            n.clone(),
+            400,
+            "user_invalid",
+        ),
+        (
+            "GET",
+            "/uapi/phoneCalls/bob/@self",
+            n.clone(),
+            400,
+            "user_invalid",
+        ),
+        (
+            "GET",
+            "/uapi/phoneCalls/@me/999",
+            n.clone(),
+            400,
+            "extension_invalid",
+        ),
+        (
+            "GET",
+            "/uapi/phoneCalls/@me/21x",
+            n.clone(),
+            400,
+            "extension_invalid",
+        ),
+        (
+            "GET",
+            "/uapi/phoneCalls/@me/0003*024",
+            n.clone(),
+            403,
+            "permission_denied",
+        ),
+        (
+            "GET",
+            "/uapi/phoneCalls/13/@self",
+            n.clone(),
+            403,
+            "permission_denied",
+        ),
+        (
+            "GET",
+            "/uapi/phoneCalls/@me/@self/a.b",
+            n.clone(),
+            400,
+            "pc_phonecall_invalid",
+        ),
+        ("GET", "/uapi/nothing", n.clone(), 404, "resource_not_found"),
+        (
+            "POST",
+            "/uapi/phoneCalls/@me/@self",
+            n.clone(),
+            405,
+            "request_not_implemented",
+        ),
+        (
+            "GET",
+            "/uapi/phoneCalls/@me/@self?count=0",
+            n.clone(),
+            400,
+            "count_invalid",
+        ),
+        (
+            "GET",
+            "/uapi/phoneCalls/@me/@self?count=5001",
+            n.clone(),
+            400,
+            "count_invalid",
+        ),
+        (
+            "GET",
+            "/uapi/phoneCalls/@me/@self?count=x",
+            n.clone(),
+            400,
+            "count_invalid",
+        ),
+        (
+            "GET",
+            "/uapi/phoneCalls/@me/@self?startIndex=-1",
+            n.clone(),
+            400,
+            "start_index_invalid",
+        ),
+        (
+            "GET",
+            "/uapi/phoneCalls/@me/@self?filterBy=name&filterValue=x",
+            n.clone(),
+            400,
+            "filter_invalid",
+        ),
+        (
+            "GET",
+            "/uapi/phoneCalls/@me/@self?filterBy=id",
+            n.clone(),
+            400,
+            "filter_invalid",
+        ),
+        (
+            "GET",
+            "/uapi/phoneCalls/@me/@self?filterBy=published&filterOp=greaterThan&filterValue=soon",
+            n.clone(),
+            400,
+            "filter_invalid",
+        ),
+        (
+            "GET",
+            "/uapi/phoneCalls/@me/@self?sortOrder=sideways",
+            n.clone(),
+            400,
+            "sort_order_invalid",
+        ),
+        (
+            "GET",
+            "/uapi/phoneCalls/@me/@self?fields=id,secret",
+            n.clone(),
+            400,
+            "fields_invalid",
+        ),
+    ];
+    check(&app, Some(&t), &rows).await;
+}
+
+#[tokio::test]
+async fn every_bad_action_body_gets_its_code() {
+    let app = app();
+    let t = token(&app, "alice-app").await;
+    let call = "/uapi/phoneCalls/@me/0003*210/0123456789abcdef0123";
+    let put = |body: Value, status: u16, code: &'static str| ("PUT", call, body, status, code);
+    let rows = [
+        put(
+            json!({"action":"Park","maxInParking":"9","phoneCallViewId":"01"}),
+            400,
+            "pc_parktimeout_invalid",
+        ),
+        put(
+            json!({"action":"Park","maxInParking":"3601","phoneCallViewId":"01"}),
+            400,
+            "pc_parktimeout_invalid",
+        ),
+        put(
+            json!({"action":"Park","maxInParking":"soon","phoneCallViewId":"01"}),
+            400,
+            "pc_parktimeout_invalid",
+        ),
+        put(
+            json!({"action":"Park","phoneCallViewId":"x1"}),
+            400,
+            "pc_phonecallview_invalid",
+        ),
+        put(
+            json!({"action":"Park","phoneCallViewId":"00"}),
+            400,
+            "pc_phonecallview_invalid",
+        ),
+        put(
+            json!({"action":"UnPark","sendCallTo":"0003*024","waitForPickup":"0"}),
+            400,
+            "pc_timeout_invalid",
+        ),
+        put(
+            json!({"action":"UnPark","sendCallTo":"0003*024","waitForPickup":"-3"}),
+            400,
+            "pc_timeout_invalid",
+        ),
+        put(
+            json!({"action":"UnPark","sendCallTo":"0003*024","callerId":"John"}),
+            400,
+            "pc_callerid_invalid",
+        ),
+        put(
+            json!({"action":"UnPark","sendCallTo":"0003*024","callerId":"John <abc>"}),
+            400,
+            "pc_callerid_invalid",
+        ),
+        put(
+            json!({"action":"UnPark","sendCallTo":"0003*999"}),
+            400,
+            "pc_sendcallto_invalid",
+        ),
+        put(
+            json!({"action":"UnPark","sendCallTo":"3235742879"}),
+            400,
+            "pc_sendcallto_invalid",
+        ),
+        put(json!({"action":"PickUp"}), 400, "pc_sendcallto_invalid"),
+        put(
+            json!({"action":"Transfer","sendCallTo":"abc","transferFromNumber":"0003*024"}),
+            400,
+            "pc_sendcallto_invalid",
+        ),
+        put(
+            json!({"action":"Transfer","sendCallTo":"0003*999","transferFromNumber":"0003*024"}),
+            400,
+            "pc_sendcallto_invalid",
+        ),
+        put(
+            json!({"action":"Transfer","sendCallTo":"3235742879"}),
+            400,
+            "pc_transfer_from_number_invalid",
+        ),
+        put(
+            json!({"action":"Transfer","sendCallTo":"3235742879","transferFromNumber":"x"}),
+            400,
+            "pc_transfer_from_number_invalid",
+        ),
+        put(
+            json!({"action":"Transfer","sendCallTo":"3235742879","transferFromNumber":"0003*024","transferNumber":"me"}),
+            400,
+            "pc_transfer_number_invalid",
+        ),
+        put(
+            json!({"action":"TransferToVoicemail","sendCallTo":"3235742879"}),
+            400,
+            "pc_sendcallto_invalid",
+        ),
+        put(json!({"action":"Dance"}), 400, "pc_action_invalid"),
+        put(json!({"nothing":1}), 400, "pc_action_invalid"),
+        put(json!([1, 2]), 400, "request_invalid"),
+        put(json!("not an object"), 400, "request_invalid"),
+        put(
+            json!({"action":"Whisper","sendCallTo":"024"}),
+            501,
+            "request_not_implemented",
+        ),
+        // A well-formed action on a call that does not exist (or is out of reach).
+        put(
+            json!({"action":"OnHold","phoneCallViewId":"01"}),
+            400,
+            "pc_phonecall_invalid",
+        ),
+        (
+            "PUT",
+            "/uapi/phoneCalls/@me/0003*024",
+            json!({"action":"OnHold"}),
+            403,
+            "permission_denied",
+        ),
+    ];
+    check(&app, Some(&t), &rows).await;
+    let (st, resp) = send(&app, "PUT", call, Some(&t), "{not json").await;
+    assert_eq!(
+        (st, resp["error"]["code"].as_str()),
+        (400, Some("request_invalid"))
+    );
+    // The all-calls form with no call to act on.
+    let (st, _) = send(
+        &app,
+        "PUT",
+        "/uapi/phoneCalls/@me/0003*210",
+        Some(&t),
+        r#"{"action":"OffHold"}"#,
+    )
+    .await;
+    assert_eq!(st, 204);
+}
+
+#[tokio::test]
+async fn bad_hang_ups_and_bad_calls_to_create() {
+    let app = app();
+    let t = token(&app, "alice-app").await;
+    let simple = "/uapi/phoneCalls/@me/simple";
+    let create = |v: Value| v;
+    let view = |src: &str, dst: &str| json!({"extension":"0003*210","phoneCallView":[{"source":[src],"destination":[dst]}]});
+    let rows = [
+        (
+            "DELETE",
+            "/uapi/phoneCalls/@me/0003*210?phoneNumber=abc",
+            Value::Null,
+            400,
+            "phone_number_invalid",
+        ),
+        (
+            "DELETE",
+            "/uapi/phoneCalls/@me/0003*210/0123456789abcdef0123",
+            Value::Null,
+            400,
+            "pc_phonecall_invalid",
+        ),
+        (
+            "POST",
+            simple,
+            create(json!({"phoneCallView":[{}]})),
+            400,
+            "extension_invalid",
+        ),
+        (
+            "POST",
+            simple,
+            create(json!({"extension":"0003*024"})),
+            403,
+            "permission_denied",
+        ),
+        (
+            "POST",
+            simple,
+            view("0003*211", "3235742879"),
+            400,
+            "pc_source_invalid",
+        ),
+        (
+            "POST",
+            simple,
+            create(json!({"extension":"0003*210"})),
+            400,
+            "pc_destination_invalid",
+        ),
+        (
+            "POST",
+            simple,
+            view("0003*210", "abc"),
+            400,
+            "pc_destination_invalid",
+        ),
+        (
+            "POST",
+            simple,
+            view("0003*210", "210"),
+            400,
+            "pc_destination_invalid",
+        ),
+        (
+            "POST",
+            simple,
+            json!({"extension":"0003*210","phoneCallView":[{"destination":["3235742879"],"callerId":"x"}]}),
+            400,
+            "pc_callerid_invalid",
+        ),
+        (
+            "POST",
+            "/uapi/phoneCalls/@me/simple?waitForPickup=0",
+            view("0003*210", "024"),
+            400,
+            "pc_timeout_invalid",
+        ),
+        (
+            "POST",
+            "/uapi/phoneCalls/@me/simple?callDuration=0",
+            view("0003*210", "024"),
+            400,
+            "pc_callduration_invalid",
+        ),
+    ];
+    check(&app, Some(&t), &rows).await;
+    let (st, _) = send(
+        &app,
+        "DELETE",
+        "/uapi/phoneCalls/@me/0003*210",
+        Some(&t),
+        "",
+    )
+    .await;
+    assert_eq!(st, 204, "nothing to hang up");
+}
+
+#[tokio::test]
+async fn health_says_the_pbx_is_unreachable() {
+    let app = app();
+    let (st, body) = send(&app, "GET", "/health", None, "").await;
+    assert_eq!(
+        (st, &body["ari"], &body["ami"]),
+        (503, &json!(false), &json!(false)),
+        "{body}"
+    );
+}

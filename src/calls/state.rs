@@ -1,0 +1,192 @@
+//! The tracker's state types: channels, bridges, parked calls and the calls they make,
+//! and what the tracker is fed.
+
+use std::sync::Arc;
+
+use crate::asterisk::ami::Message;
+pub use crate::asterisk::ari::model::Time;
+use crate::asterisk::ari::model::{Bridge, CallerId, Channel, Event, Text};
+
+/// What the tracker is fed.
+#[derive(Debug)]
+pub enum Input {
+    /// The ARI websocket (re)connected: a snapshot will follow.
+    AriConnected,
+    AriEvent(Box<Event>),
+    /// `GET /channels` and `GET /bridges`, taken after `AriConnected`.
+    AriSnapshot {
+        channels: Vec<Channel>,
+        bridges: Vec<Bridge>,
+    },
+    AriDisconnected,
+    /// AMI logged in (again): a ParkedCalls listing will follow.
+    AmiConnected,
+    /// An AMI event and when uapid received it (AMI events carry no time of their own).
+    AmiEvent(Message, Time),
+    AmiDisconnected,
+    /// What uapid itself did and Asterisk does not report.
+    Note(Note),
+}
+
+/// uapid's own facts about a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    /// `held` hears music on hold, put there by `holder`.
+    Held {
+        held: String,
+        holder: String,
+        at: Time,
+    },
+    /// `channel` is no longer held by uapid.
+    Unheld { channel: String },
+}
+
+/// Asterisk's channel states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChanState {
+    Down,
+    Reserved,
+    OffHook,
+    Dialing,
+    Ring,
+    Ringing,
+    Up,
+    Busy,
+    Other,
+}
+
+impl ChanState {
+    pub fn parse(s: &str) -> ChanState {
+        match s {
+            "Down" => ChanState::Down,
+            "Rsrvd" => ChanState::Reserved,
+            "OffHook" => ChanState::OffHook,
+            "Dialing" | "Dialing Offhook" => ChanState::Dialing,
+            "Ring" => ChanState::Ring,
+            "Ringing" => ChanState::Ringing,
+            "Up" => ChanState::Up,
+            "Busy" => ChanState::Busy,
+            _ => ChanState::Other,
+        }
+    }
+}
+
+/// One channel as uapid knows it.
+#[derive(Debug, Clone)]
+pub struct ChannelState {
+    pub id: Text,
+    pub name: Text,
+    pub state: ChanState,
+    pub caller: CallerId,
+    pub connected: CallerId,
+    pub exten: Text,
+    /// The dialplan application running now (`Dial`, `Stasis`, ...) and its data.
+    pub app: Text,
+    pub app_data: Text,
+    pub created: Time,
+    /// The PJSIP (or other technology's) resource, e.g. `0003_210`.
+    pub endpoint: Option<Text>,
+    pub linkedid: Text,
+    /// The linkedid Asterisk last reported, when it differs from `linkedid`: the channel
+    /// was bridged into an older call and Asterisk's snapshots have not caught up.
+    pub(super) reported_linkedid: Option<Text>,
+    /// The UAPI id of the call this channel belongs to.
+    pub call: Arc<str>,
+    pub bridge: Option<Text>,
+    pub ringing: Option<Time>,
+    pub answered: Option<Time>,
+    /// Since when this channel holds its peer (ChannelHold, or uapid's OnHold).
+    pub hold: Option<Time>,
+    /// Since when uapid keeps this channel on hold (music on hold), and who holds it.
+    pub held_by_uapid: Option<(Time, String)>,
+    /// The channel that dialed this one (ARI Dial event).
+    pub dialed_by: Option<Text>,
+    /// The number the dialing channel asked for, when this channel was dialed.
+    pub dialed_number: Option<Text>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BridgeState {
+    pub id: Text,
+    pub class: Text,
+    pub technology: Text,
+    pub name: Text,
+    pub channels: Vec<Text>,
+}
+
+/// A channel waiting in a parking lot (from AMI).
+#[derive(Debug, Clone)]
+pub struct ParkedState {
+    pub uniqueid: String,
+    pub linkedid: String,
+    pub space: String,
+    pub lot: String,
+    /// The dial string the lot calls back on timeout, e.g. `PJSIP/0003_210`.
+    pub parker_dial: String,
+    pub since: Time,
+    pub timeout_secs: Option<u64>,
+}
+
+/// Orders calls by published time, then id.
+pub type OrderKey = (i64, Arc<str>);
+
+/// Who a party of a call is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Party {
+    /// A directory extension (full UAPI number).
+    Extension(String),
+    /// A public number, reached through (or calling in from) a trunk.
+    Public(String),
+    /// Anything else (Local channels, unknown endpoints).
+    Other(String),
+}
+
+impl Party {
+    pub fn number(&self) -> &str {
+        match self {
+            Party::Extension(n) | Party::Public(n) | Party::Other(n) => n,
+        }
+    }
+}
+
+/// One call: the channels sharing a linkedid.
+#[derive(Debug, Clone)]
+pub struct CallState {
+    pub id: Arc<str>,
+    pub linkedid: Text,
+    /// Channel ids, oldest first.
+    pub channels: Vec<Text>,
+    pub published: Time,
+    /// The party that started the call, and the number it dialed.
+    pub origin: Party,
+    pub(super) origin_set: bool,
+    pub dialed: Text,
+    pub answered: Option<Time>,
+    /// Extensions involved, in order of appearance (their views, "01", "02", ...).
+    pub extensions: Vec<String>,
+    pub(super) users: Vec<u64>,
+    pub(super) orgs: Vec<u64>,
+}
+
+impl CallState {
+    pub fn key(&self) -> OrderKey {
+        (self.published.timestamp_micros(), self.id.clone())
+    }
+
+    /// The organization the call belongs to: its first extension's.
+    pub fn organization(&self) -> Option<u64> {
+        self.orgs.first().copied()
+    }
+}
+
+/// Deterministic, alphanumeric UAPI id of the call with this linkedid (20 hex digits).
+pub fn phone_call_id(linkedid: &str) -> String {
+    let fnv = |basis: u64| {
+        linkedid.bytes().fold(basis, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+    };
+    let a = fnv(0xcbf2_9ce4_8422_2325);
+    let b = fnv(0x6c62_272e_07bb_0142);
+    format!("{a:016x}{:04x}", b & 0xffff)
+}
