@@ -45,7 +45,11 @@ impl Tracker {
         // Channels first (their creation time gives `answered` its best guess when the
         // channel is already up), then the bridges they sit in.
         let mut channels = channels;
-        channels.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
+        channels.sort_by(|a, b| {
+            let epoch = DateTime::UNIX_EPOCH.fixed_offset();
+            let at = |c: &Channel| c.created.unwrap_or(epoch);
+            creation_order((&at(a), &a.id), (&at(b), &b.id))
+        });
         for ch in channels {
             if r.gone.contains(&ch.id) || r.touched.contains(&ch.id) {
                 continue;

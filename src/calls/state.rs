@@ -179,6 +179,21 @@ impl CallState {
     }
 }
 
+/// The order channels were made in: by creation time, then by uniqueid. Asterisk's
+/// uniqueids are `<epoch>.<sequence>`, compared as numbers (as text, `.10` would sort
+/// before `.9`); creation times have millisecond precision, so channels a Dial() makes
+/// often tie on them.
+pub fn creation_order(a: (&Time, &str), b: (&Time, &str)) -> std::cmp::Ordering {
+    fn seq(id: &str) -> Option<(u64, u64)> {
+        let (epoch, n) = id.split_once('.')?;
+        Some((epoch.parse().ok()?, n.parse().ok()?))
+    }
+    a.0.cmp(b.0).then_with(|| match (seq(a.1), seq(b.1)) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        _ => a.1.cmp(b.1),
+    })
+}
+
 /// Deterministic, alphanumeric UAPI id of the call with this linkedid (20 hex digits).
 pub fn phone_call_id(linkedid: &str) -> String {
     let fnv = |basis: u64| {

@@ -461,3 +461,20 @@ fn list_and_actions_pick_the_same_leg_for_a_view() {
         }
     }
 }
+
+#[test]
+fn channels_made_in_the_same_millisecond_keep_their_order() {
+    use super::state::creation_order;
+    use std::cmp::Ordering::Less;
+    let t = crate::asterisk::ari::model::parse_time("2026-11-30T10:00:00.000+0000").unwrap();
+    assert_eq!(
+        creation_order((&t, "1795352031.9"), (&t, "1795352031.10")),
+        Less
+    );
+    assert_eq!(
+        creation_order((&t, "1795352031.99"), (&t, "1795352032.1")),
+        Less
+    );
+    let later = t + chrono::Duration::milliseconds(1);
+    assert_eq!(creation_order((&t, "9.9"), (&later, "1.1")), Less);
+}

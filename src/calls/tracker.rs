@@ -342,7 +342,7 @@ impl Tracker {
             .iter()
             .filter_map(|c| self.channels.get(c))
             .collect();
-        chans.sort_by(|a, b| a.created.cmp(&b.created).then_with(|| a.id.cmp(&b.id)));
+        chans.sort_by(|a, b| creation_order((&a.created, &a.id), (&b.created, &b.id)));
         let ordered: Vec<Text> = chans.iter().map(|c| c.id.clone()).collect();
         let first = chans[0];
         let (origin, dialed, published) = if !call.origin_set {
