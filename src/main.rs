@@ -3,63 +3,64 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-fn usage() -> ExitCode {
-    eprintln!(
-        "usage: uapid [--config FILE]\n       uapid record --out FILE.jsonl [--config FILE]\n\n\
-         Settings come from the built-in defaults, then FILE, then UAPID_* variables."
-    );
-    ExitCode::from(2)
+/// VoipNow's UnifiedAPI PhoneCalls interface for an ordinary Asterisk PBX.
+///
+/// Settings come from the built-in defaults, then FILE, then UAPID_* environment
+/// variables (`__` between levels, e.g. UAPID_ASTERISK__ARI_PASSWORD).
+#[derive(Parser)]
+#[command(name = "uapid", version)]
+struct Cli {
+    /// A TOML file of settings layered over the built-in defaults.
+    #[arg(long, short = 'c', global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the UAPI PhoneCalls interface (what `uapid` with no command does).
+    Run,
+    /// Record ARI's and AMI's events (and the snapshots taken on connect) as JSON lines,
+    /// until interrupted; the tracker's tests replay such files.
+    Record {
+        /// Where to write the events.
+        #[arg(long, value_name = "FILE.jsonl")]
+        out: PathBuf,
+    },
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("uapid=info")),
         )
         .init();
-
-    let mut args = std::env::args().skip(1);
-    let mut config: Option<PathBuf> = None;
-    let mut record: Option<PathBuf> = None;
-    let mut recording = false;
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--config" | "-c" => match args.next() {
-                Some(p) => config = Some(PathBuf::from(p)),
-                None => return usage(),
-            },
-            "record" => recording = true,
-            "--out" if recording => match args.next() {
-                Some(p) => record = Some(PathBuf::from(p)),
-                None => return usage(),
-            },
-            "--help" | "-h" => {
-                usage();
-                return ExitCode::SUCCESS;
-            }
-            _ => return usage(),
-        }
-    }
-    let settings = match uapid::config::Settings::load(config.as_deref()) {
+    let settings = match uapid::config::Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("uapid: {e}");
             return ExitCode::FAILURE;
         }
     };
-    if recording {
-        let Some(out) = record else { return usage() };
-        return match uapid::record::run(&settings, &out).await {
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => run(settings).await,
+        Command::Record { out } => match uapid::record::run(&settings, &out).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("uapid record: {e}");
                 ExitCode::FAILURE
             }
-        };
+        },
     }
+}
+
+async fn run(settings: uapid::config::Settings) -> ExitCode {
     let running = match uapid::start(settings).await {
         Ok(r) => r,
         Err(e) => {
