@@ -1,6 +1,6 @@
 //! What can go wrong with an action, in the domain's terms: bad input, a call in the
 //! wrong state, the PBX failing. The HTTP layer gives each its UAPI code and status, in
-//! one place (`crate::api::error`).
+//! one place (the HTTP layer's error module).
 
 use crate::asterisk::ami::AmiError;
 use crate::asterisk::ari::AriError;

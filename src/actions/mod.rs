@@ -8,7 +8,7 @@
 //! plans on the new state. The outcome itself arrives as Asterisk's events.
 //!
 //! Nothing here knows HTTP: errors are [`ActionError`]s, given their UAPI code and
-//! status by `crate::api`.
+//! status by the HTTP layer.
 
 mod create;
 mod error;

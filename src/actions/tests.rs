@@ -1,5 +1,5 @@
 //! Parsing of the seeds' bodies, and the call locks. Every error case of the bodies is
-//! checked end to end (body → UAPI code) by the router's tests in `crate::api`.
+//! checked end to end (body → UAPI code) by the HTTP layer's router tests.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
