@@ -15,9 +15,10 @@ pub struct HangUp {
 }
 
 impl HangUp {
-    /// From the query's `phoneNumber` (absent or empty: every call).
+    /// From the query's `phoneNumber` (absent: every call). Given, it must be a phone
+    /// number: `?phoneNumber=+` (a space once decoded) is not "no filter".
     pub fn parse(phone_number: Option<&str>) -> Result<HangUp, InputError> {
-        let phone_number = match phone_number.map(str::trim).filter(|n| !n.is_empty()) {
+        let phone_number = match phone_number {
             None => None,
             Some(n) => Some(PartyNumber::parse(n).ok_or(InputError::PhoneNumber)?),
         };

@@ -275,7 +275,9 @@ pub fn list(
         .map(|c| shape(phone_call(t, c, base_url), q.fields.as_deref()))
         .collect();
     let link = |start: usize| format!("{base_url}{path}?startIndex={start}&count={}", q.count);
-    let next = (q.start_index + q.count < total).then(|| link(q.start_index + q.count));
+    // startIndex comes from the client: it may be anything up to usize::MAX.
+    let after = q.start_index.saturating_add(q.count);
+    let next = (after < total).then(|| link(after));
     let prev = (q.start_index > 0).then(|| link(q.start_index.saturating_sub(q.count)));
     Collection {
         entry,
