@@ -78,13 +78,24 @@ pub enum StartError {
     },
     #[error("TLS: {0}")]
     Tls(String),
+    #[error(
+        "the ARI application {0} is already in use on this PBX (another uapid?): \
+         give each uapid an asterisk.app of its own"
+    )]
+    AppInUse(String),
 }
 
 /// Starts uapid: Asterisk links, the tracker, and the HTTP server on `settings.listen`.
 pub async fn start(settings: Settings) -> Result<Running, StartError> {
     let directory = Arc::new(Directory::build(&settings.directory)?);
-    let (calls, inputs, tracker_task) = Calls::spawn(directory.clone());
     let a = &settings.asterisk;
+    // Two uapids on one ARI application would take it from each other in turn: refuse
+    // to start on one in use. (An unreachable PBX cannot say; the links then retry.)
+    let probe = a.ari_rest();
+    if asterisk::ari::ws::app_registered(&probe, &a.app).await == Some(true) {
+        return Err(StartError::AppInUse(a.app.clone()));
+    }
+    let (calls, inputs, tracker_task) = Calls::spawn(directory.clone());
     let links = links::start(a, inputs);
     let mut tasks = links.tasks;
     tasks.push(tracker_task);

@@ -39,7 +39,7 @@ pub(crate) fn start(a: &AsteriskSettings, inputs: mpsc::UnboundedSender<Input>) 
     let (ari_tx, ari_rx) = mpsc::unbounded_channel();
     let (stop_ws, stop) = watch::channel(false);
     let (_ari_up, ws_task) =
-        crate::asterisk::ari::ws::spawn_stoppable(a.ari_events(&a.app), ari_tx, stop);
+        crate::asterisk::ari::ws::spawn_stoppable(a.ari_events(&a.app), ari.clone(), ari_tx, stop);
     tasks.push(tokio::spawn(forward_ari(
         ari_rx,
         inputs.clone(),
@@ -92,8 +92,8 @@ async fn forward_ari(
                 }
                 snapshot = Some(tokio::spawn(resync(rest.clone(), out.clone(), app.clone())));
             }
-            AriNotice::Disconnected => {
-                let _ = out.send(Input::AriDisconnected);
+            AriNotice::Disconnected(why) => {
+                let _ = out.send(Input::AriDisconnected(why));
             }
         }
     }
@@ -141,8 +141,8 @@ async fn forward_ami(
                 let now = chrono::Local::now().fixed_offset();
                 let _ = out.send(Input::AmiEvent(m, now));
             }
-            AmiNotice::Disconnected => {
-                let _ = out.send(Input::AmiDisconnected);
+            AmiNotice::Disconnected(why) => {
+                let _ = out.send(Input::AmiDisconnected(why));
             }
         }
     }

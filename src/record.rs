@@ -31,7 +31,7 @@ pub async fn run(settings: &Settings, out: &Path) -> Result<(), String> {
     let rest = a.ari_rest();
     let (ari_tx, mut ari_rx) = mpsc::unbounded_channel();
     let app = format!("{}-record", a.app);
-    let (_, ws_task) = crate::asterisk::ari::ws::spawn(a.ari_events(&app), ari_tx);
+    let (_, ws_task) = crate::asterisk::ari::ws::spawn(a.ari_events(&app), rest.clone(), ari_tx);
     let (ami_tx, mut ami_rx) = mpsc::unbounded_channel();
     let (ami, ami_task) = AmiClient::spawn(a.ami(TRACKED_EVENTS), ami_tx);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -55,7 +55,7 @@ pub async fn run(settings: &Settings, out: &Path) -> Result<(), String> {
                     let bridges: Value = rest.get("/bridges").await.map_err(|e| e.to_string())?;
                     json!({ "ari_snapshot": { "channels": channels, "bridges": bridges } })
                 }
-                Some(AriNotice::Disconnected) | None => continue,
+                Some(AriNotice::Disconnected(_)) | None => continue,
             },
             n = ami_rx.recv() => match n {
                 Some(AmiNotice::Event(m)) => {
@@ -69,7 +69,7 @@ pub async fn run(settings: &Settings, out: &Path) -> Result<(), String> {
                     });
                     json!({ "ami_connected": true })
                 }
-                Some(AmiNotice::Disconnected) | None => continue,
+                Some(AmiNotice::Disconnected(_)) | None => continue,
             },
         };
         writeln!(file, "{line}").map_err(|e| e.to_string())?;

@@ -76,9 +76,13 @@ pub enum StateError {
 /// The PBX did not do what was asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PbxError {
-    /// Asterisk could not be reached: nothing was done.
+    /// Asterisk could not be reached: nothing was sent, nothing was done.
     #[error("Asterisk is unreachable: {0}")]
     Unreachable(String),
+    /// The step was sent and its answer did not come in time: whether Asterisk did it is
+    /// unknown (List shows the truth when Asterisk reports it).
+    #[error("the outcome is unknown: {0}")]
+    Unconfirmed(String),
     /// Asterisk refused the step (AMI error response).
     #[error("Asterisk refused the operation: {0}")]
     Refused(String),
@@ -93,7 +97,8 @@ pub enum PbxError {
 impl From<AmiError> for PbxError {
     fn from(e: AmiError) -> PbxError {
         match e {
-            AmiError::NotConnected | AmiError::Timeout(_) => PbxError::Unreachable(e.to_string()),
+            AmiError::NotConnected => PbxError::Unreachable(e.to_string()),
+            AmiError::NoAnswer(_) => PbxError::Unconfirmed(e.to_string()),
             AmiError::Refused(m) => PbxError::Refused(m),
         }
     }
@@ -103,6 +108,7 @@ impl From<AriError> for PbxError {
     fn from(e: AriError) -> PbxError {
         match e {
             AriError::Unreachable(_) => PbxError::Unreachable(e.to_string()),
+            AriError::NoAnswer(_) => PbxError::Unconfirmed(e.to_string()),
             AriError::Status {
                 status: 404 | 409 | 422,
                 ..
@@ -135,7 +141,9 @@ impl ActionError {
     pub fn is_about_the_call(&self) -> bool {
         !matches!(
             self,
-            ActionError::Pbx(PbxError::Unreachable(_) | PbxError::Failed(_))
+            ActionError::Pbx(
+                PbxError::Unreachable(_) | PbxError::Unconfirmed(_) | PbxError::Failed(_)
+            )
         )
     }
 }

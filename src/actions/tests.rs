@@ -132,7 +132,9 @@ async fn a_working_action_makes_others_busy_a_settling_one_makes_them_wait() {
         .is_err());
     shown.store(true, Ordering::SeqCst);
     // Any input makes the tracker tell its waiters that something changed.
-    inputs.send(crate::calls::Input::AmiDisconnected).unwrap();
+    inputs
+        .send(crate::calls::Input::AmiDisconnected("test".into()))
+        .unwrap();
     let got = tokio::time::timeout(Duration::from_secs(5), next)
         .await
         .expect("the waiting action gets the lock once the outcome shows")

@@ -45,6 +45,7 @@ pub enum Code {
     StateInvalid,
     Busy,
     OperationFailed,
+    OperationUnconfirmed,
     ServiceUnavailable,
     InternalServerError,
 }
@@ -83,6 +84,7 @@ impl Code {
             Code::StateInvalid => "pc_phonecall_state_invalid",
             Code::Busy => "pc_phonecall_busy",
             Code::OperationFailed => "pc_operation_failed",
+            Code::OperationUnconfirmed => "pc_operation_unconfirmed",
             Code::ServiceUnavailable => "service_unavailable",
             Code::InternalServerError => "internal_server_error",
         }
@@ -170,6 +172,7 @@ impl From<PbxError> for ApiError {
     fn from(e: PbxError) -> ApiError {
         let (status, code) = match &e {
             PbxError::Unreachable(_) => (StatusCode::SERVICE_UNAVAILABLE, Code::ServiceUnavailable),
+            PbxError::Unconfirmed(_) => (StatusCode::GATEWAY_TIMEOUT, Code::OperationUnconfirmed),
             PbxError::Refused(_) | PbxError::Changed(_) => {
                 (StatusCode::CONFLICT, Code::OperationFailed)
             }

@@ -141,13 +141,20 @@ async fn token(
     .into_response())
 }
 
+/// 200 when both links to Asterisk are up (each answers its keepalives), else 503 with
+/// what is wrong in `problems`.
 async fn health(State(s): State<Shared>) -> Response {
     let t = s.calls.read();
+    let problems: Vec<String> = [("ARI", &t.ari_down), ("AMI", &t.ami_down)]
+        .into_iter()
+        .filter_map(|(link, why)| why.as_ref().map(|w| format!("{link}: {w}")))
+        .collect();
     let body = json!({
         "ari": t.ari_up,
         "ami": t.ami_up,
         "calls": t.call_count(),
         "linkedid": !t.linkedid_missing,
+        "problems": problems,
     });
     let status = if t.ari_up && t.ami_up {
         StatusCode::OK

@@ -668,6 +668,7 @@ mod pbx {
                 user: a.ami_user.clone(),
                 secret: a.ami_secret.clone(),
                 events,
+                keepalive: a.keepalive(),
             },
             tx,
         );
@@ -952,6 +953,7 @@ mod pbx {
                 user: a.ami_user.clone(),
                 secret: a.ami_secret.clone(),
                 events: vec!["None".to_string()],
+                keepalive: a.keepalive(),
             },
             mpsc::unbounded_channel().0,
         );

@@ -18,12 +18,14 @@ pub enum Input {
         channels: Vec<Channel>,
         bridges: Vec<Bridge>,
     },
-    AriDisconnected,
+    /// The ARI websocket is gone (why).
+    AriDisconnected(String),
     /// AMI logged in (again): a ParkedCalls listing will follow.
     AmiConnected,
     /// An AMI event and when uapid received it (AMI events carry no time of their own).
     AmiEvent(Message, Time),
-    AmiDisconnected,
+    /// The AMI session that carries the events is gone (why).
+    AmiDisconnected(String),
     /// What uapid itself did and Asterisk does not report.
     Note(Note),
 }

@@ -298,7 +298,7 @@ fn reconnect_to_a_restarted_asterisk_forgets_dead_calls() {
         }
     }
     assert_eq!(t.call_count(), 1);
-    t.apply(Input::AriDisconnected);
+    t.apply(Input::AriDisconnected("test".into()));
     t.apply(Input::AriConnected);
     assert!(!t.synced());
     t.apply(Input::AriSnapshot {

@@ -43,6 +43,9 @@ pub struct Tracker {
     pub(super) parked_unconfirmed: Option<HashSet<Text>>,
     pub ari_up: bool,
     pub ami_up: bool,
+    /// Why each link is down, while it is.
+    pub ari_down: Option<String>,
+    pub ami_down: Option<String>,
     /// An ARI snapshot has been applied since the last connect.
     pub(super) ari_synced: bool,
     /// Whether channel snapshots carry the linkedid (ari.conf channelvars).
@@ -76,6 +79,8 @@ impl Tracker {
             parked_unconfirmed: None,
             ari_up: false,
             ami_up: false,
+            ari_down: Some("not connected yet".into()),
+            ami_down: Some("not connected yet".into()),
             ari_synced: false,
             linkedid_missing: false,
         }
@@ -177,19 +182,25 @@ impl Tracker {
         match input {
             Input::AriConnected => {
                 self.ari_up = true;
+                self.ari_down = None;
                 self.ari_synced = false;
                 self.resync = Some(Resync::default());
             }
-            Input::AriDisconnected => {
+            Input::AriDisconnected(why) => {
                 self.ari_up = false;
+                self.ari_down = Some(why);
             }
             Input::AriEvent(ev) => self.apply_ari(*ev),
             Input::AriSnapshot { channels, bridges } => self.apply_snapshot(channels, bridges),
             Input::AmiConnected => {
                 self.ami_up = true;
+                self.ami_down = None;
                 self.parked_unconfirmed = Some(self.parked.keys().cloned().collect());
             }
-            Input::AmiDisconnected => self.ami_up = false,
+            Input::AmiDisconnected(why) => {
+                self.ami_up = false;
+                self.ami_down = Some(why);
+            }
             Input::AmiEvent(m, at) => self.apply_ami(&m, at),
             Input::Note(n) => self.apply_note(n),
         }

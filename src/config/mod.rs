@@ -75,6 +75,13 @@ pub struct AsteriskSettings {
     /// The first session also carries the events.
     #[serde(default = "default_ami_sessions")]
     pub ami_sessions: usize,
+    /// A keepalive probe goes out on each link after this long without traffic...
+    #[serde(default = "default_keepalive_ms")]
+    pub keepalive_ms: u64,
+    /// ...and the link is declared dead (torn down, reconnected, resynced; /health 503)
+    /// when nothing arrives this long after the probe.
+    #[serde(default = "default_keepalive_timeout_ms")]
+    pub keepalive_timeout_ms: u64,
     /// Where a transferred party or a click-to-call dials its destination.
     #[serde(default = "default_dial_context")]
     pub dial_context: String,
@@ -92,6 +99,14 @@ pub struct AsteriskSettings {
 }
 
 impl AsteriskSettings {
+    /// How the links to Asterisk are checked (see [`Keepalive`]).
+    pub fn keepalive(&self) -> crate::asterisk::Keepalive {
+        crate::asterisk::Keepalive {
+            every: std::time::Duration::from_millis(self.keepalive_ms),
+            within: std::time::Duration::from_millis(self.keepalive_timeout_ms),
+        }
+    }
+
     /// ARI's REST client.
     pub fn ari_rest(&self) -> crate::asterisk::ari::AriRest {
         crate::asterisk::ari::AriRest::new(&self.ari_url, &self.ari_user, self.ari_password.clone())
@@ -104,6 +119,7 @@ impl AsteriskSettings {
             user: self.ari_user.clone(),
             password: self.ari_password.clone(),
             app: app.to_string(),
+            keepalive: self.keepalive(),
         }
     }
 
@@ -114,10 +130,17 @@ impl AsteriskSettings {
             user: self.ami_user.clone(),
             secret: self.ami_secret.clone(),
             events: events.iter().map(|e| e.to_string()).collect(),
+            keepalive: self.keepalive(),
         }
     }
 }
 
+fn default_keepalive_ms() -> u64 {
+    1000
+}
+fn default_keepalive_timeout_ms() -> u64 {
+    3000
+}
 fn default_ami_sessions() -> usize {
     4
 }

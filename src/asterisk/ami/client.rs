@@ -15,6 +15,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::codec::{Decoder, Message};
+use crate::asterisk::{Due, Keepalive, Liveness};
 use crate::config::Secret;
 
 /// What the AMI session tells the rest of uapid, in order.
@@ -23,15 +24,19 @@ pub enum AmiNotice {
     /// Logged in (again); what was known from AMI before may be stale.
     Connected,
     Event(Message),
-    Disconnected,
+    /// The session ended (why); it reconnects.
+    Disconnected(String),
 }
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum AmiError {
+    /// The action was not sent: the session is down.
     #[error("AMI is not connected")]
     NotConnected,
-    #[error("AMI did not answer within {0:?}")]
-    Timeout(Duration),
+    /// The action was (or may have been) sent, and no answer came: whether Asterisk
+    /// did it is unknown.
+    #[error("no answer from AMI: {0}")]
+    NoAnswer(String),
     #[error("AMI refused the action: {0}")]
     Refused(String),
 }
@@ -76,6 +81,7 @@ pub struct AmiConfig {
     /// Event names to receive (AMI `Filter` after login); empty: every event. Responses
     /// and the list events of uapid's own actions come through either way.
     pub events: Vec<String>,
+    pub keepalive: Keepalive,
 }
 
 /// The AMI events the tracker and the actions read.
@@ -126,8 +132,12 @@ impl AmiClient {
             .map_err(|_| AmiError::NotConnected)?;
         match tokio::time::timeout(ACTION_TIMEOUT, rx).await {
             Ok(Ok(r)) => r,
+            // Dropped before it was written (the session ended with it queued).
             Ok(Err(_)) => Err(AmiError::NotConnected),
-            Err(_) => Err(AmiError::Timeout(ACTION_TIMEOUT)),
+            Err(_) => Err(AmiError::NoAnswer(format!(
+                "none within {}s",
+                ACTION_TIMEOUT.as_secs()
+            ))),
         }
     }
 
@@ -160,7 +170,7 @@ async fn run(
                     tracing::debug!(addr = %cfg.addr, "AMI connect failed: {why}");
                 }
                 connected.send_replace(false);
-                let _ = sink.send(AmiNotice::Disconnected);
+                let _ = sink.send(AmiNotice::Disconnected(why));
             }
         }
         // Refuse what callers send while we are down, then wait before retrying.
@@ -290,20 +300,36 @@ async fn session(
     let lost = |e: &dyn std::fmt::Display| SessionEnd::Lost(e.to_string());
     let mut next_id: u64 = 1;
     let mut inflight: HashMap<String, InFlight> = HashMap::new();
-    let end = loop {
+    let mut live = Liveness::new(cfg.keepalive);
+    let end = 'session: loop {
         // Drain every complete message already buffered.
         loop {
             match r.decoder.next_message() {
                 Ok(Some(m)) => route(m, &mut inflight, sink),
                 Ok(None) => break,
-                Err(e) => return lost(&e),
+                Err(e) => break 'session lost(&e),
             }
         }
         tokio::select! {
             n = r.read.read(&mut r.buf) => match n {
                 Ok(0) => break SessionEnd::Lost("AMI closed the connection".into()),
-                Ok(n) => r.decoder.feed(&r.buf[..n]),
+                Ok(n) => {
+                    live.heard();
+                    r.decoder.feed(&r.buf[..n]);
+                }
                 Err(e) => break lost(&e),
+            },
+            _ = tokio::time::sleep_until(live.deadline()) => match live.due() {
+                Due::Probe => {
+                    let ping = Message::new().with("Action", "Ping").with("ActionID", "keepalive");
+                    if let Err(e) = write.write_all(ping.encode().as_bytes()).await {
+                        break lost(&e);
+                    }
+                }
+                Due::Dead(after) => break SessionEnd::Lost(format!(
+                    "no answer to a keepalive Ping for {:.1}s",
+                    after.as_secs_f64()
+                )),
             },
             req = requests.recv() => match req {
                 None => break SessionEnd::Shutdown,
@@ -321,8 +347,15 @@ async fn session(
             },
         }
     };
+    // Written, never answered: Asterisk may or may not have done them.
+    let why = match &end {
+        SessionEnd::Lost(why) => why.clone(),
+        SessionEnd::Shutdown => "uapid is stopping".into(),
+    };
     for (_, f) in inflight.drain() {
-        let _ = f.reply.send(Err(AmiError::NotConnected));
+        let _ = f
+            .reply
+            .send(Err(AmiError::NoAnswer(format!("the link was lost: {why}"))));
     }
     end
 }
@@ -428,6 +461,7 @@ mod tests {
             user: "u".into(),
             secret: Secret::new("s"),
             events: vec![],
+            keepalive: Keepalive::default(),
         };
         let (client, _task) = AmiClient::spawn(cfg, tx);
         let mut conn = client.connected_watch();
@@ -455,7 +489,7 @@ mod tests {
             seen.push(match n {
                 AmiNotice::Connected => "connected".to_string(),
                 AmiNotice::Event(m) => m.event().unwrap().to_string(),
-                AmiNotice::Disconnected => "disconnected".to_string(),
+                AmiNotice::Disconnected(_) => "disconnected".to_string(),
             });
         }
         assert_eq!(
@@ -477,6 +511,7 @@ mod tests {
             user: "u".into(),
             secret: Secret::new("s"),
             events: vec![],
+            keepalive: Keepalive::default(),
         };
         let (client, _task) = AmiClient::spawn(cfg, tx);
         let err = client
@@ -484,5 +519,89 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err, AmiError::NotConnected);
+    }
+
+    /// An AMI port that logs in and then says nothing more, as a frozen Asterisk does
+    /// (its TCP connection stays open).
+    async fn frozen_ami() -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (sock, _) = listener.accept().await.unwrap();
+            let (r, mut w) = sock.into_split();
+            w.write_all(b"Asterisk Call Manager/11.0.0\r\n")
+                .await
+                .unwrap();
+            let mut r = BufReader::new(r);
+            let mut d = Decoder::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                let Ok(n) = r.read(&mut buf).await else {
+                    return;
+                };
+                if n == 0 {
+                    return;
+                }
+                d.feed(&buf[..n]);
+                while let Ok(Some(m)) = d.next_message() {
+                    if m.get("Action") == Some("Login") {
+                        let ok = "Response: Success\r\nActionID: login\r\n\r\n";
+                        w.write_all(ok.as_bytes()).await.unwrap();
+                    }
+                }
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_silent_peer_is_declared_dead_and_pending_actions_are_unconfirmed() {
+        let addr = frozen_ami().await;
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let cfg = AmiConfig {
+            addr,
+            user: "u".into(),
+            secret: Secret::new("s"),
+            events: vec![],
+            keepalive: Keepalive {
+                every: Duration::from_millis(100),
+                within: Duration::from_millis(200),
+            },
+        };
+        let (client, _task) = AmiClient::spawn(cfg, tx);
+        let mut conn = client.connected_watch();
+        tokio::time::timeout(Duration::from_secs(5), conn.wait_for(|c| *c))
+            .await
+            .unwrap()
+            .unwrap();
+        // Sent, never answered: the outcome is unknown, and it is said as soon as the
+        // keepalive gives up (well before the action's own 10 s bound).
+        let started = std::time::Instant::now();
+        let err = client
+            .send(Message::new().with("Action", "Park"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, AmiError::NoAnswer(_)), "{err:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        let why = loop {
+            match rx.recv().await.unwrap() {
+                AmiNotice::Disconnected(why) => break why,
+                _ => continue,
+            }
+        };
+        assert!(why.contains("keepalive"), "{why}");
+        // While the session is down, actions are refused unsent.
+        conn.wait_for(|c| !*c).await.unwrap();
+        assert_eq!(
+            client
+                .send(Message::new().with("Action", "Ping"))
+                .await
+                .unwrap_err(),
+            AmiError::NotConnected
+        );
     }
 }

@@ -9,8 +9,13 @@ use crate::config::Secret;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AriError {
+    /// The request was not sent: no connection to ARI.
     #[error("ARI is unreachable: {0}")]
     Unreachable(String),
+    /// The request was sent (or may have been) and no answer came: whether Asterisk did
+    /// it is unknown.
+    #[error("no answer from ARI: {0}")]
+    NoAnswer(String),
     #[error("ARI answered {status}: {message}")]
     Status { status: u16, message: String },
     #[error("ARI answered something unexpected: {0}")]
@@ -62,7 +67,13 @@ impl AriRest {
             .basic_auth(&self.user, Some(self.password.expose()))
             .send()
             .await
-            .map_err(|e| AriError::Unreachable(e.without_url().to_string()))?;
+            .map_err(|e| {
+                if e.is_connect() {
+                    AriError::Unreachable(e.without_url().to_string())
+                } else {
+                    AriError::NoAnswer(e.without_url().to_string())
+                }
+            })?;
         let status = resp.status();
         if status.is_success() {
             return Ok(resp);

@@ -6,12 +6,14 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
+use super::AriRest;
+use crate::asterisk::{Due, Keepalive, Liveness};
 use crate::config::Secret;
 
 #[derive(Debug, Clone)]
@@ -20,7 +22,8 @@ pub enum AriNotice {
     Connected,
     /// One event, as JSON text.
     Text(String),
-    Disconnected,
+    /// The websocket is gone (why); it reconnects.
+    Disconnected(String),
 }
 
 #[derive(Clone, Debug)]
@@ -29,6 +32,16 @@ pub struct AriWsConfig {
     pub user: String,
     pub password: Secret,
     pub app: String,
+    pub keepalive: Keepalive,
+}
+
+/// How a websocket session ended.
+enum End {
+    /// Closed cleanly (by Asterisk, or by uapid stopping).
+    Closed,
+    Failed(String),
+    /// Another client connected with the same application name and took it over.
+    Replaced,
 }
 
 /// Base64 for the basic-auth header (small enough not to need a crate).
@@ -74,11 +87,12 @@ pub fn events_url(cfg: &AriWsConfig) -> String {
 /// the task (abort it to disconnect).
 pub fn spawn(
     cfg: AriWsConfig,
+    rest: AriRest,
     sink: mpsc::UnboundedSender<AriNotice>,
 ) -> (watch::Receiver<bool>, tokio::task::JoinHandle<()>) {
     // No stop signal: the task runs until aborted.
     let (_, stop) = watch::channel(false);
-    spawn_stoppable(cfg, sink, stop)
+    spawn_stoppable(cfg, rest, sink, stop)
 }
 
 /// Like [`spawn`]; setting `stop` to true closes the websocket cleanly (a Close frame,
@@ -86,11 +100,12 @@ pub fn spawn(
 /// new connection for the same application must not race the old one's teardown.
 pub fn spawn_stoppable(
     cfg: AriWsConfig,
+    rest: AriRest,
     sink: mpsc::UnboundedSender<AriNotice>,
     stop: watch::Receiver<bool>,
 ) -> (watch::Receiver<bool>, tokio::task::JoinHandle<()>) {
     let (tx, rx) = watch::channel(false);
-    let task = tokio::spawn(run(cfg, sink, tx, stop));
+    let task = tokio::spawn(run(cfg, rest, sink, tx, stop));
     (rx, task)
 }
 
@@ -103,6 +118,7 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 
 async fn run(
     cfg: AriWsConfig,
+    rest: AriRest,
     sink: mpsc::UnboundedSender<AriNotice>,
     connected: watch::Sender<bool>,
     mut stop: watch::Receiver<bool>,
@@ -113,14 +129,31 @@ async fn run(
         if sink.is_closed() || stop_now {
             return;
         }
-        match session(&cfg, &sink, &connected, &mut stop).await {
-            Ok(()) => backoff = Duration::from_millis(200),
-            Err(e) => tracing::debug!("ARI websocket: {e}"),
-        }
+        let end = session(&cfg, &sink, &connected, &mut stop).await;
+        let why = match &end {
+            End::Closed => {
+                backoff = Duration::from_millis(200);
+                "the websocket was closed".to_string()
+            }
+            End::Failed(e) => e.clone(),
+            End::Replaced => format!(
+                "another client took over the ARI application {} (a second uapid with the same asterisk.app?)",
+                cfg.app
+            ),
+        };
         if *connected.borrow() {
-            tracing::warn!("ARI websocket lost");
+            tracing::warn!("ARI websocket lost: {why}");
             connected.send_replace(false);
-            let _ = sink.send(AriNotice::Disconnected);
+            let _ = sink.send(AriNotice::Disconnected(why.clone()));
+        } else {
+            tracing::debug!("ARI websocket: {why}");
+        }
+        if let End::Replaced = end {
+            tracing::error!(app = %cfg.app, "{why}; uapid waits until the application is free, then takes it back");
+            tokio::select! {
+                _ = wait_until_free(&rest, &cfg.app) => {}
+                _ = stopped(&mut stop) => return,
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
@@ -130,12 +163,33 @@ async fn run(
     }
 }
 
-async fn session(
-    cfg: &AriWsConfig,
-    sink: &mpsc::UnboundedSender<AriNotice>,
-    connected: &watch::Sender<bool>,
-    stop: &mut watch::Receiver<bool>,
-) -> Result<(), String> {
+/// Whether an ARI application of this name is registered on the PBX now (`None`: ARI
+/// did not say).
+pub async fn app_registered(rest: &AriRest, app: &str) -> Option<bool> {
+    match rest
+        .get::<serde_json::Value>(&format!("/applications/{app}"))
+        .await
+    {
+        Ok(_) => Some(true),
+        Err(e) if e.status() == Some(404) => Some(false),
+        Err(_) => None,
+    }
+}
+
+/// Polls until no client holds the application.
+async fn wait_until_free(rest: &AriRest, app: &str) {
+    while app_registered(rest, app).await != Some(false) {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// Whether a text frame is Asterisk's ApplicationReplaced event (a small message; the
+/// check is cheap enough for every frame).
+fn is_replaced(text: &str) -> bool {
+    text.len() < 512 && text.contains("\"ApplicationReplaced\"")
+}
+
+async fn connect(cfg: &AriWsConfig) -> Result<Ws, String> {
     let mut req = events_url(cfg)
         .into_client_request()
         .map_err(|e| e.to_string())?;
@@ -143,16 +197,33 @@ async fn session(
     let value = HeaderValue::from_str(&format!("Basic {}", base64(auth.as_bytes())))
         .map_err(|e| e.to_string())?;
     req.headers_mut().insert("Authorization", value);
-    let (mut ws, _) = tokio::time::timeout(
+    let (ws, _) = tokio::time::timeout(
         Duration::from_secs(5),
         tokio_tungstenite::connect_async(req),
     )
     .await
     .map_err(|_| "connect timed out".to_string())?
     .map_err(|e| e.to_string())?;
+    Ok(ws)
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn session(
+    cfg: &AriWsConfig,
+    sink: &mpsc::UnboundedSender<AriNotice>,
+    connected: &watch::Sender<bool>,
+    stop: &mut watch::Receiver<bool>,
+) -> End {
+    let mut ws = match connect(cfg).await {
+        Ok(ws) => ws,
+        Err(e) => return End::Failed(e),
+    };
     tracing::info!(app = %cfg.app, "ARI websocket connected");
     connected.send_replace(true);
     let _ = sink.send(AriNotice::Connected);
+    let mut live = Liveness::new(cfg.keepalive);
     loop {
         let msg = tokio::select! {
             m = ws.next() => m,
@@ -162,16 +233,42 @@ async fn session(
                     while let Some(Ok(_)) = ws.next().await {}
                 })
                 .await;
-                return Ok(());
+                return End::Closed;
+            }
+            _ = tokio::time::sleep_until(live.deadline()) => {
+                match live.due() {
+                    Due::Probe => {
+                        if let Err(e) = ws.send(WsMessage::Ping(Default::default())).await {
+                            return End::Failed(e.to_string());
+                        }
+                    }
+                    Due::Dead(after) => {
+                        return End::Failed(format!(
+                            "no answer to a keepalive ping for {:.1}s",
+                            after.as_secs_f64()
+                        ))
+                    }
+                }
+                continue;
             }
         };
-        let Some(msg) = msg else { return Ok(()) };
-        match msg.map_err(|e| e.to_string())? {
-            WsMessage::Text(t) if sink.send(AriNotice::Text(t.to_string())).is_err() => {
-                return Ok(())
+        let Some(msg) = msg else { return End::Closed };
+        live.heard();
+        match msg {
+            Err(e) => return End::Failed(e.to_string()),
+            Ok(WsMessage::Text(t)) => {
+                let replaced = is_replaced(&t);
+                if sink.send(AriNotice::Text(t.to_string())).is_err() {
+                    return End::Closed;
+                }
+                if replaced {
+                    // The application is no longer ours: nothing more will come here.
+                    let _ = ws.close(None).await;
+                    return End::Replaced;
+                }
             }
-            WsMessage::Close(_) => return Ok(()),
-            _ => {}
+            Ok(WsMessage::Close(_)) => return End::Closed,
+            Ok(_) => {}
         }
     }
 }
@@ -196,10 +293,19 @@ mod tests {
             user: "u".into(),
             password: Secret::new("p"),
             app: "uapid".into(),
+            keepalive: Keepalive::default(),
         };
         assert_eq!(
             events_url(&cfg),
             "ws://127.0.0.1:8088/ari/events?app=uapid&subscribeAll=true"
         );
+    }
+
+    #[test]
+    fn application_replaced_is_recognized() {
+        assert!(is_replaced(
+            r#"{"type":"ApplicationReplaced","timestamp":"2026-11-30T10:00:00.000+0000","application":"uapid"}"#
+        ));
+        assert!(!is_replaced(r#"{"type":"ChannelCreated","channel":{}}"#));
     }
 }
