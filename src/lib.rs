@@ -95,7 +95,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     if asterisk::ari::ws::app_registered(&probe, &a.app).await == Some(true) {
         return Err(StartError::AppInUse(a.app.clone()));
     }
-    let (calls, inputs, tracker_task) = Calls::spawn(directory.clone());
+    let (calls, inputs, tracker_task) = Calls::spawn(directory.clone(), &a.app);
     let links = links::start(a, inputs);
     let mut tasks = links.tasks;
     tasks.push(tracker_task);

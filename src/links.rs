@@ -15,8 +15,8 @@ use tokio::task::JoinHandle;
 use crate::asterisk::ami::client::TRACKED_EVENTS;
 use crate::asterisk::ami::{AmiClient, AmiNotice, Message};
 use crate::asterisk::ari::ws::AriNotice;
-use crate::asterisk::ari::{AriRest, Event};
-use crate::calls::Input;
+use crate::asterisk::ari::{AriRest, Bridge, Channel, Event};
+use crate::calls::{Input, Note, HOLD_VAR};
 use crate::config::AsteriskSettings;
 
 /// The links, once started.
@@ -35,23 +35,28 @@ pub(crate) fn start(a: &AsteriskSettings, inputs: mpsc::UnboundedSender<Input>) 
     let ari = a.ari_rest();
     let mut tasks = Vec::new();
 
+    // AMI: notices → inputs, stamped with the time they arrived.
+    let (ami_tx, ami_rx) = mpsc::unbounded_channel();
+    let (ami, ami_task) = AmiClient::spawn(a.ami(TRACKED_EVENTS), ami_tx);
+    tasks.push(ami_task);
+    tasks.push(tokio::spawn(forward_ami(
+        ami_rx,
+        inputs.clone(),
+        ami.clone(),
+    )));
+
     // ARI: websocket notices → parsed inputs; each connect triggers a snapshot.
     let (ari_tx, ari_rx) = mpsc::unbounded_channel();
     let (stop_ws, stop) = watch::channel(false);
     let (_ari_up, ws_task) =
         crate::asterisk::ari::ws::spawn_stoppable(a.ari_events(&a.app), ari.clone(), ari_tx, stop);
-    tasks.push(tokio::spawn(forward_ari(
-        ari_rx,
-        inputs.clone(),
-        ari.clone(),
-        a.app.clone(),
-    )));
-
-    // AMI: notices → inputs, stamped with the time they arrived.
-    let (ami_tx, ami_rx) = mpsc::unbounded_channel();
-    let (ami, ami_task) = AmiClient::spawn(a.ami(TRACKED_EVENTS), ami_tx);
-    tasks.push(ami_task);
-    tasks.push(tokio::spawn(forward_ami(ami_rx, inputs, ami.clone())));
+    let resync = Resync {
+        rest: ari.clone(),
+        ami: ami.clone(),
+        out: inputs,
+        app: a.app.clone(),
+    };
+    tasks.push(tokio::spawn(forward_ari(ari_rx, resync)));
 
     // More sessions for actions only: their events are filtered out at the PBX.
     let mut ami_pool = vec![ami];
@@ -69,51 +74,102 @@ pub(crate) fn start(a: &AsteriskSettings, inputs: mpsc::UnboundedSender<Input>) 
     }
 }
 
-async fn forward_ari(
-    mut rx: mpsc::UnboundedReceiver<AriNotice>,
-    out: mpsc::UnboundedSender<Input>,
+/// What a resynchronization needs.
+#[derive(Clone)]
+struct Resync {
     rest: AriRest,
+    ami: AmiClient,
+    out: mpsc::UnboundedSender<Input>,
     app: String,
-) {
+}
+
+async fn forward_ari(mut rx: mpsc::UnboundedReceiver<AriNotice>, r: Resync) {
     let mut snapshot: Option<JoinHandle<()>> = None;
     while let Some(n) = rx.recv().await {
         match n {
             AriNotice::Text(text) => match serde_json::from_str::<Event>(&text) {
                 Ok(Event::Other) => {}
                 Ok(ev) => {
-                    let _ = out.send(Input::AriEvent(Box::new(ev)));
+                    let _ = r.out.send(Input::AriEvent(Box::new(ev)));
                 }
                 Err(e) => tracing::debug!("unreadable ARI event: {e}"),
             },
             AriNotice::Connected => {
-                let _ = out.send(Input::AriConnected);
+                let _ = r.out.send(Input::AriConnected);
                 if let Some(s) = snapshot.take() {
                     s.abort();
                 }
-                snapshot = Some(tokio::spawn(resync(rest.clone(), out.clone(), app.clone())));
+                snapshot = Some(tokio::spawn(r.clone().run()));
             }
             AriNotice::Disconnected(why) => {
-                let _ = out.send(Input::AriDisconnected(why));
+                let _ = r.out.send(Input::AriDisconnected(why));
             }
         }
     }
 }
 
-/// After an ARI connect: narrows the events to those uapid reads, then takes the
-/// snapshot of every channel and bridge (retried a few times).
-async fn resync(rest: AriRest, out: mpsc::UnboundedSender<Input>, app: String) {
-    if let Err(e) = rest.set_event_filter(&app).await {
-        tracing::debug!("ARI event filter not set: {e}");
-    }
-    for attempt in 0..20u32 {
-        match tokio::try_join!(rest.channels(), rest.bridges()) {
-            Ok((channels, bridges)) => {
-                let _ = out.send(Input::AriSnapshot { channels, bridges });
-                return;
+impl Resync {
+    /// After an ARI connect: narrows the events to those uapid reads, takes the snapshot
+    /// of every channel and bridge (retried a few times), then reads back when uapid's
+    /// holds began.
+    async fn run(self) {
+        if let Err(e) = self.rest.set_event_filter(&self.app).await {
+            tracing::debug!("ARI event filter not set: {e}");
+        }
+        for attempt in 0..20u32 {
+            match tokio::try_join!(self.rest.channels(), self.rest.bridges()) {
+                Ok((channels, bridges)) => {
+                    let held = self.unbridged_in_app(&channels, &bridges);
+                    let _ = self.out.send(Input::AriSnapshot { channels, bridges });
+                    self.hold_times(held).await;
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!("ARI snapshot failed (attempt {attempt}): {e}");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
             }
-            Err(e) => {
-                tracing::warn!("ARI snapshot failed (attempt {attempt}): {e}");
-                tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Channels in uapid's application and in no bridge: those uapid may hold (the
+    /// tracker decides; this only finds whose hold time to read).
+    fn unbridged_in_app(&self, channels: &[Channel], bridges: &[Bridge]) -> Vec<(String, String)> {
+        channels
+            .iter()
+            .filter(|c| {
+                c.dialplan.app_name == "Stasis"
+                    && c.dialplan.app_data.split(',').next() == Some(self.app.as_str())
+                    && !bridges.iter().any(|b| b.channels.contains(&c.id))
+            })
+            .map(|c| (c.id.to_string(), c.name.to_string()))
+            .collect()
+    }
+
+    /// Reads the variable uapid set when it put each channel on hold (AMI Getvar works
+    /// on any channel) and tells the tracker.
+    async fn hold_times(&self, channels: Vec<(String, String)>) {
+        if channels.is_empty() {
+            return;
+        }
+        let mut up = self.ami.connected_watch();
+        let _ = tokio::time::timeout(Duration::from_secs(5), up.wait_for(|c| *c)).await;
+        for (id, name) in channels {
+            let get = Message::new()
+                .with("Action", "Getvar")
+                .with("Channel", &name)
+                .with("Variable", HOLD_VAR);
+            let Ok(reply) = self.ami.request(get).await else {
+                continue;
+            };
+            let secs = reply
+                .response
+                .get("Value")
+                .and_then(|v| v.trim().parse::<i64>().ok());
+            let at = secs.and_then(|s| chrono::DateTime::from_timestamp(s, 0));
+            if let Some(at) = at {
+                let at = at.with_timezone(&chrono::Local).fixed_offset();
+                let _ = self.out.send(Input::Note(Note::Held { channel: id, at }));
             }
         }
     }

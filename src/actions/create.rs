@@ -106,9 +106,17 @@ impl CreateSimple {
             .map(|d| format!("TIMEOUT(absolute)={}", d.secs()))
             .into_iter()
             .collect();
+        // The source would answer a call the dialplan then hangs up: check first.
         let context = &pbx.names().dial_context;
-        pbx.ring_into_exten(ring, context, self.destination.number(), &vars)
-            .await?;
+        let dial = self.destination.dial();
+        if !pbx.dialplan_matches(context, dial).await? {
+            return Err(InputError::Destination(format!(
+                "{}: the PBX's dial context {context} has no extension matching {dial}",
+                self.destination.number()
+            ))
+            .into());
+        }
+        pbx.ring_into_exten(ring, context, dial, &vars).await?;
         Ok(Arc::from(phone_call_id(&channel)))
     }
 }

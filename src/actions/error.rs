@@ -49,26 +49,22 @@ pub enum InputError {
 pub enum StateError {
     #[error("the call has no extension to act from")]
     NoExtension,
-    #[error("{0} is not talking on this call; only an answered call can be acted on")]
+    #[error("{0} is not talking on this call")]
     NotTalking(String),
     #[error("there is no answered party on the other side")]
     NoPeer,
-    #[error("the other party is already parked")]
-    AlreadyParked,
+    #[error("{0} has not answered")]
+    NotAnswered(String),
+    #[error("{0} is parked: unpark it first")]
+    Parked(String),
+    #[error("the call is on hold: take it off hold first")]
+    OnHold,
     #[error("the call is not parked")]
     NotParked,
     #[error("the call is not ringing at {0}")]
     NotRinging(String),
-    #[error("the call is already on hold")]
-    AlreadyOnHold,
     #[error("the call is not on hold")]
     NotOnHold,
-    #[error("the other party is parked")]
-    PeerParked,
-    #[error("the party to transfer has not answered")]
-    NotAnswered,
-    #[error("the party to transfer is parked; unpark it instead")]
-    TransferParked,
     #[error("a party hung up while the call was being taken over")]
     HungUp,
 }

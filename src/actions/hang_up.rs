@@ -1,13 +1,8 @@
 //! Hang up (`DELETE`): every leg of the calls named, or of those among them that have
 //! `phoneNumber` among their parties.
 
-use std::sync::Arc;
-
 use super::input::PartyNumber;
-use super::pbx::Pbx;
-use super::{ActionError, InputError};
-use crate::calls::Calls;
-use crate::config::Directory;
+use super::{ActionError, Ctx, InputError};
 
 #[derive(Debug, Clone, Default)]
 pub struct HangUp {
@@ -25,33 +20,20 @@ impl HangUp {
         Ok(HangUp { phone_number })
     }
 
-    /// Hangs up; returns the calls that had legs to hang up.
-    pub async fn apply(
-        &self,
-        calls: &Calls,
-        pbx: &Pbx,
-        dir: &Directory,
-        ids: &[Arc<str>],
-    ) -> Result<Vec<Arc<str>>, ActionError> {
-        let app = &pbx.names().app;
-        let mut done = Vec::new();
-        for call in ids {
-            let Some(snap) = calls.snapshot(call, app) else {
-                continue;
-            };
-            if let Some(n) = &self.phone_number {
-                if snap.leg_by_number(dir, n.as_str()).is_none() {
-                    continue;
-                }
-            }
-            let mut any = false;
-            for leg in &snap.legs {
-                any |= pbx.hang_up(&leg.id).await?;
-            }
-            if any {
-                done.push(call.clone());
+    /// Hangs up one call, locked (its legs as they are now); `false` when it had no leg
+    /// left to hang up or does not have `phoneNumber` among its parties.
+    pub async fn apply(&self, cx: Ctx<'_>) -> Result<bool, ActionError> {
+        if let Some(n) = &self.phone_number {
+            if cx.call.leg_by_number(cx.dir, n.as_str()).is_none() {
+                return Ok(false);
             }
         }
-        Ok(done)
+        let mut any = false;
+        for leg in &cx.call.legs {
+            any |= cx.pbx.hang_up(&leg.id).await?;
+        }
+        let call = cx.call.id.clone();
+        cx.guard.settle(cx.calls, move |t| t.call(&call).is_none());
+        Ok(any)
     }
 }

@@ -243,6 +243,15 @@ impl Destination {
             Destination::Public(n) => n,
         }
     }
+
+    /// What the PBX's dial context dials to reach it: the extension's dial number (its
+    /// short number unless configured), or the public number.
+    pub fn dial(&self) -> &str {
+        match self {
+            Destination::Extension(e) => &e.dial,
+            Destination::Public(n) => n,
+        }
+    }
 }
 
 /// A phone terminal of the directory, named in full or by its short number. `err` makes

@@ -58,7 +58,21 @@ impl CallLocks {
         Err(ActionError::Busy)
     }
 
+    /// The call's lock if nobody holds it now (no waiting).
+    pub fn try_lock(&self, call: &Arc<str>) -> Option<CallGuard> {
+        let lock = {
+            let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+            locks.entry(call.clone()).or_default().clone()
+        };
+        let held = lock.mutex.clone().try_lock_owned().ok()?;
+        Some(CallGuard {
+            _held: held,
+            settling: lock.settling.clone(),
+        })
+    }
+
     /// Whether some action holds the call's lock now.
+    #[cfg(test)]
     pub fn is_busy(&self, call: &str) -> bool {
         let locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
         locks.get(call).is_some_and(|l| l.mutex.try_lock().is_err())

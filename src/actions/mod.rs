@@ -44,7 +44,7 @@ pub use to_voicemail::TransferToVoicemail;
 pub use transfer::Transfer;
 pub use unpark::UnPark;
 
-use crate::calls::{CallSnapshot, Calls, Scope};
+use crate::calls::{CallSnapshot, Calls, Leg, LegState, Scope};
 use crate::config::Directory;
 use locks::CallLocks;
 
@@ -148,6 +148,18 @@ impl Action {
     }
 }
 
+/// Refuses a leg an action would move unless it is answered and free: not parked, not
+/// held and not holding.
+fn ensure_free(leg: &Leg) -> Result<(), StateError> {
+    let who = || leg.party.number().to_string();
+    match leg.uapid_state() {
+        LegState::Free => Ok(()),
+        LegState::NotAnswered => Err(StateError::NotAnswered(who())),
+        LegState::Parked => Err(StateError::Parked(who())),
+        LegState::Held | LegState::Holding => Err(StateError::OnHold),
+    }
+}
+
 /// What an action did to one call.
 #[derive(Debug, Clone)]
 pub struct Done {
@@ -215,19 +227,16 @@ impl Actions {
         }
     }
 
-    /// Runs one action on one call.
-    pub async fn act(
-        &self,
+    /// Takes the call's lock and a snapshot of it: the context an action applies to.
+    async fn context<'a>(
+        &'a self,
         call: &Arc<str>,
-        path_ext: Option<&str>,
-        action: &Action,
-    ) -> Result<Done, ActionError> {
+        path_ext: Option<&'a str>,
+        view: Option<ViewId>,
+    ) -> Result<Ctx<'a>, ActionError> {
         let guard = self.locks.lock(call).await?;
-        let snap = self
-            .calls
-            .snapshot(call, &self.pbx.names().app)
-            .ok_or(ActionError::NoSuchCall)?;
-        let view_ext = match action.view() {
+        let snap = self.calls.snapshot(call).ok_or(ActionError::NoSuchCall)?;
+        let view_ext = match view {
             Some(v) => Some(
                 snap.view_extension(v.number())
                     .ok_or(ActionError::NoSuchView)?
@@ -238,7 +247,7 @@ impl Actions {
                 .map(str::to_string),
         }
         .or_else(|| snap.extensions.first().cloned());
-        let cx = Ctx {
+        Ok(Ctx {
             call: snap,
             guard,
             view_ext,
@@ -246,7 +255,17 @@ impl Actions {
             pbx: &self.pbx,
             calls: &self.calls,
             dir: &self.dir,
-        };
+        })
+    }
+
+    /// Runs one action on one call.
+    pub async fn act(
+        &self,
+        call: &Arc<str>,
+        path_ext: Option<&str>,
+        action: &Action,
+    ) -> Result<Done, ActionError> {
+        let cx = self.context(call, path_ext, action.view()).await?;
         action.apply(cx).await
     }
 
@@ -283,13 +302,29 @@ impl Actions {
         c.apply(&self.pbx).await
     }
 
-    /// Hangs up the calls; returns those that had legs to hang up.
+    /// Hangs up the calls, each through its lock like any action; returns those that
+    /// had legs to hang up. With several calls, one that is busy or gone meanwhile is
+    /// passed over; with one, that is the answer.
     pub async fn hang_up(
         &self,
         calls: &[Arc<str>],
         h: &HangUp,
+        single: bool,
     ) -> Result<Vec<Arc<str>>, ActionError> {
-        h.apply(&self.calls, &self.pbx, &self.dir, calls).await
+        let mut done = Vec::new();
+        for call in calls {
+            let hung = match self.context(call, None, None).await {
+                Ok(cx) => h.apply(cx).await,
+                Err(e) => Err(e),
+            };
+            match hung {
+                Ok(true) => done.push(call.clone()),
+                Ok(false) => {}
+                Err(e) if single || !e.is_about_the_call() => return Err(e),
+                Err(e) => tracing::debug!(call = %call, "hang-up passed over: {e}"),
+            }
+        }
+        Ok(done)
     }
 }
 

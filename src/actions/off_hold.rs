@@ -22,7 +22,7 @@ impl OffHold {
             .call
             .legs
             .iter()
-            .find(|l| l.held_by_uapid)
+            .find(|l| l.held_by_uapid && l.in_stasis)
             .ok_or(StateError::NotOnHold)?;
         let bridge = ensure_bridge(&cx).await?;
         cx.pbx.stop_moh(&held.id).await?;

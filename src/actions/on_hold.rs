@@ -4,8 +4,8 @@
 
 use super::input::{Body, ViewId};
 use super::stasis::take_into_stasis;
-use super::{ActionError, Ctx, Done, InputError, PbxError, StateError};
-use crate::calls::{ChanState, Leg, Note};
+use super::{ensure_free, ActionError, Ctx, Done, InputError, PbxError, StateError};
+use crate::calls::{Leg, Note, HOLD_VAR};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OnHold {
@@ -24,14 +24,11 @@ impl OnHold {
         let own = cx
             .call
             .leg_of(ext)
-            .filter(|l| l.state == ChanState::Up)
             .ok_or_else(|| StateError::NotTalking(ext.to_string()))?;
         let peer = cx.call.peer_of(own).ok_or(StateError::NoPeer)?;
-        if peer.held_by_uapid || own.held_by_uapid {
-            return Err(StateError::AlreadyOnHold.into());
-        }
-        if peer.parked.is_some() {
-            return Err(StateError::PeerParked.into());
+        // Both legs move: each must be answered and free (not parked, not on hold).
+        for leg in [own, peer] {
+            ensure_free(leg)?;
         }
         let bridge = take_into_stasis(&cx, own, peer).await?;
         if let Err(err) = hold(&cx, &bridge, own, peer).await {
@@ -41,16 +38,20 @@ impl OnHold {
             let _ = cx.pbx.bridge_add(&bridge, &both).await;
             return Err(err.into());
         }
+        let at = chrono::Local::now().fixed_offset();
         cx.calls.note(Note::Held {
-            held: peer.id.clone(),
-            holder: own.id.clone(),
-            at: chrono::Local::now().fixed_offset(),
+            channel: peer.id.clone(),
+            at,
         });
+        // Kept on the channel, so a restarted uapid reads when the hold began.
+        let _ = cx
+            .pbx
+            .set_var(&peer.name, HOLD_VAR, &at.timestamp().to_string())
+            .await;
         let held = peer.id.clone();
         let done = cx.done();
         cx.guard.settle(cx.calls, move |t| {
-            t.channel(&held)
-                .is_none_or(|c| c.bridge.is_none() && c.held_by_uapid.is_some())
+            t.channel(&held).is_none_or(|c| t.held_by_uapid(c))
         });
         Ok(done)
     }

@@ -4,8 +4,7 @@
 
 use super::input::{Body, ParkTimeout, ViewId};
 use super::locks::SETTLE;
-use super::{ActionError, Ctx, Done, InputError, StateError};
-use crate::calls::ChanState;
+use super::{ensure_free, ActionError, Ctx, Done, InputError, StateError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Park {
@@ -26,11 +25,11 @@ impl Park {
         let own = cx
             .call
             .leg_of(ext)
-            .filter(|l| l.state == ChanState::Up)
             .ok_or_else(|| StateError::NotTalking(ext.to_string()))?;
         let peer = cx.call.peer_of(own).ok_or(StateError::NoPeer)?;
-        if peer.parked.is_some() {
-            return Err(StateError::AlreadyParked.into());
+        // The parker's leg ends and the other goes to the lot: both must be free.
+        for leg in [own, peer] {
+            ensure_free(leg)?;
         }
         cx.pbx
             .park(&peer.name, &own.name, self.timeout.millis())

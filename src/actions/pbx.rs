@@ -1,7 +1,10 @@
 //! The narrow handle actions have on the PBX: the few operations uapid performs, each
 //! named for what it does, over a pool of AMI sessions and ARI's REST interface.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use super::error::PbxError;
 use super::input::CallerId;
@@ -45,6 +48,8 @@ pub struct Ring<'a> {
 pub struct Pbx {
     /// The AMI session that carries the events; its link is the PBX link.
     events: AmiClient,
+    /// Dialplan look-ups that matched, and when (see [`Pbx::dialplan_matches`]).
+    matched: Mutex<HashMap<(String, String), Instant>>,
     /// Every AMI session actions may use (`events` first).
     pool: Vec<AmiClient>,
     next: AtomicUsize,
@@ -63,6 +68,7 @@ impl Pbx {
         let events = pool.first().expect("one AMI session").clone();
         Pbx {
             events,
+            matched: Mutex::default(),
             pool,
             next: AtomicUsize::new(0),
             ari,
@@ -90,6 +96,56 @@ impl Pbx {
             .map(|i| &self.pool[(start + i) % n])
             .find(|c| c.is_connected())
             .unwrap_or(&self.events)
+    }
+
+    /// Whether `context` has an extension matching `exten` (AMI ShowDialPlan, which
+    /// follows includes and patterns), so that nobody is sent to a number the dialplan
+    /// would hang up. A match is remembered for a minute. When the AMI user may not read
+    /// the dialplan, uapid cannot tell and says yes (`uapid doctor` reports it).
+    pub async fn dialplan_matches(&self, context: &str, exten: &str) -> Result<bool, PbxError> {
+        const REMEMBER: Duration = Duration::from_secs(60);
+        let key = (context.to_string(), exten.to_string());
+        {
+            let m = self.matched.lock().unwrap_or_else(|e| e.into_inner());
+            if m.get(&key).is_some_and(|at| at.elapsed() < REMEMBER) {
+                return Ok(true);
+            }
+        }
+        let show = Message::new()
+            .with("Action", "ShowDialPlan")
+            .with("Context", context)
+            .with("Extension", exten);
+        let found = match self.ami(show).await {
+            Ok(reply) => reply
+                .events
+                .iter()
+                .any(|e| e.event() == Some("ListDialplan")),
+            Err(PbxError::Refused(m)) if m.starts_with("Did not find") => false,
+            Err(PbxError::Refused(m)) if m.to_ascii_lowercase().contains("permission") => {
+                tracing::warn!(
+                    "the AMI user may not read the dialplan: destinations are not checked"
+                );
+                true
+            }
+            Err(e) => return Err(e),
+        };
+        if found {
+            let mut m = self.matched.lock().unwrap_or_else(|e| e.into_inner());
+            m.retain(|_, at| at.elapsed() < REMEMBER);
+            m.insert(key, Instant::now());
+        }
+        Ok(found)
+    }
+
+    /// Fails unless `context` has `exten`: a step of uapid's own (hold, voicemail,
+    /// unpark) whose dialplan the PBX lacks would drop the call it moves.
+    pub async fn require_dialplan(&self, context: &str, exten: &str) -> Result<(), PbxError> {
+        if self.dialplan_matches(context, exten).await? {
+            return Ok(());
+        }
+        Err(PbxError::Failed(format!(
+            "the PBX's dialplan has no {exten} in context {context}; nothing was done (see uapid doctor)"
+        )))
     }
 
     /// Parks `parkee` in the lot; on timeout the lot rings back `parker`'s dial string.

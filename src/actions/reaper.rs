@@ -1,19 +1,26 @@
 //! What `Dial()` would have done for calls uapid took into its Stasis application: a leg
-//! left alone in its call (the other party hung up, was parked or transferred away) is
-//! hung up, and uapid's empty bridges are destroyed. Calls with an action in progress are
-//! left alone.
+//! uapid left alone (see `Tracker::left_alone`: in uapid's application, not parked, the
+//! last channel of its call, e.g. after the other party hung up or was transferred away)
+//! is hung up, and uapid's empty bridges are destroyed. Each goes through the call's lock:
+//! a call an action works on is left to that action.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::stasis::bridge_call;
 use super::Actions;
+use crate::calls::uapid_bridge_call;
 
 /// Runs after each change of the tracker, until the tracker's task ends.
 pub async fn run(actions: Arc<Actions>) {
     let mut changes = actions.calls.changes();
     let mut asked = HashSet::new();
-    while changes.changed().await.is_ok() {
+    loop {
+        // After each change, and every second: a leg passed over because its call was
+        // busy is looked at again once the call is free.
+        tokio::select! {
+            c = changes.changed() => if c.is_err() { return },
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+        }
         reap(&actions, &mut asked).await;
     }
 }
@@ -23,40 +30,40 @@ pub async fn run(actions: Arc<Actions>) {
 async fn reap(a: &Actions, asked: &mut HashSet<String>) {
     let (orphans, empty_bridges) = {
         let t = a.calls.read();
-        let app = &a.pbx.names().app;
-        let orphans: Vec<String> = t
+        let orphans: Vec<(Arc<str>, String)> = t
             .channels()
-            .filter(|ch| t.in_stasis(&ch.id, app) && !a.locks.is_busy(&ch.call))
-            .filter(|ch| {
-                t.call(&ch.call)
-                    .is_none_or(|c| c.channels.iter().all(|x| *x == ch.id))
-            })
-            .map(|ch| ch.id.to_string())
+            .filter(|ch| t.left_alone(ch))
+            .map(|ch| (ch.call.clone(), ch.id.to_string()))
             .collect();
-        let empty: Vec<String> = t
+        let empty: Vec<(Arc<str>, String)> = t
             .bridges()
             .filter(|b| b.channels.is_empty())
-            .filter(|b| bridge_call(&b.name).is_some_and(|call| !a.locks.is_busy(call)))
-            .map(|b| b.id.to_string())
+            .filter_map(|b| Some((Arc::from(uapid_bridge_call(&b.name)?), b.id.to_string())))
             .collect();
         asked.retain(|id| t.channel(id).is_some() || t.bridge(id).is_some());
-        let orphans: Vec<String> = orphans
-            .into_iter()
-            .filter(|id| asked.insert(id.clone()))
-            .collect();
-        let empty: Vec<String> = empty
-            .into_iter()
-            .filter(|id| asked.insert(id.clone()))
-            .collect();
-        (orphans, empty)
+        let mut fresh = |v: Vec<(Arc<str>, String)>| -> Vec<(Arc<str>, String)> {
+            v.into_iter()
+                .filter(|(_, id)| asked.insert(id.clone()))
+                .collect()
+        };
+        (fresh(orphans), fresh(empty))
     };
-    for id in orphans {
+    for (call, id) in orphans {
+        // Through the call's lock like any change: a call an action works on is left to it.
+        let Some(_guard) = a.locks.try_lock(&call) else {
+            asked.remove(&id);
+            continue;
+        };
         tracing::info!(channel = %id, "hanging up a leg left alone in uapid's Stasis application");
         if let Err(err) = a.pbx.hang_up(&id).await {
             tracing::debug!("reap {id}: {err}");
         }
     }
-    for id in empty_bridges {
+    for (call, id) in empty_bridges {
+        let Some(_guard) = a.locks.try_lock(&call) else {
+            asked.remove(&id);
+            continue;
+        };
         if let Err(err) = a.pbx.destroy_bridge(&id).await {
             tracing::debug!("reap bridge {id}: {err}");
         }

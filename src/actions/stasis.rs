@@ -8,32 +8,18 @@
 
 use super::locks::SETTLE;
 use super::{Ctx, PbxError, StateError};
-use crate::calls::{Leg, Tracker};
-
-/// The name of a call's uapid bridge.
-pub fn bridge_name(call: &str) -> String {
-    format!("uapid-{call}")
-}
-
-/// The call a uapid bridge belongs to, from its name.
-pub fn bridge_call(name: &str) -> Option<&str> {
-    name.strip_prefix("uapid-")
-}
-
-/// The id of the call's uapid bridge, if Asterisk has it.
-fn call_bridge(t: &Tracker, call: &str) -> Option<String> {
-    let name = bridge_name(call);
-    t.bridges()
-        .find(|b| b.name == name)
-        .map(|b| b.id.to_string())
-}
+use crate::calls::{uapid_bridge_name, Leg};
 
 /// The call's uapid bridge: the one Asterisk has, or a new mixing bridge.
 pub async fn ensure_bridge(cx: &Ctx<'_>) -> Result<String, PbxError> {
-    let existing = call_bridge(&cx.calls.read(), &cx.call.id);
+    let existing = cx
+        .calls
+        .read()
+        .uapid_bridge(&cx.call.id)
+        .map(|b| b.id.to_string());
     match existing {
         Some(b) => Ok(b),
-        None => cx.pbx.create_bridge(&bridge_name(&cx.call.id)).await,
+        None => cx.pbx.create_bridge(&uapid_bridge_name(&cx.call.id)).await,
     }
 }
 
@@ -46,6 +32,9 @@ pub async fn take_into_stasis(
 ) -> Result<String, super::ActionError> {
     if !(a.in_stasis && b.in_stasis) {
         let names = cx.pbx.names();
+        cx.pbx
+            .require_dialplan(&names.stasis_context, &names.app)
+            .await?;
         cx.pbx
             .redirect(&a.name, Some(&b.name), &names.stasis_context, &names.app)
             .await?;

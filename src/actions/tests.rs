@@ -113,7 +113,7 @@ fn the_all_calls_form_drops_the_view() {
 
 #[tokio::test]
 async fn a_working_action_makes_others_busy_a_settling_one_makes_them_wait() {
-    let (calls, inputs, _task) = crate::calls::Calls::spawn(Arc::new(dir()));
+    let (calls, inputs, _task) = crate::calls::Calls::spawn(Arc::new(dir()), "uapid");
     let locks = Arc::new(CallLocks::default());
     let call: Arc<str> = Arc::from("c1");
     let first = locks.lock(&call).await.expect("free");

@@ -48,11 +48,12 @@ impl TransferToVoicemail {
                 .ok_or_else(|| InputError::TransferFrom("is required for this call".into()))?,
         };
         let (from_leg, moved) = parties(&cx.call, cx.dir, &from, self.number.as_ref())?;
+        let context = &cx.pbx.names().voicemail_context;
+        cx.pbx.require_dialplan(context, "s").await?;
         let mailbox = self.send_call_to.mailbox.as_deref().unwrap_or_default();
         cx.pbx
             .set_var(&moved.name, "UAPID_MAILBOX", mailbox)
             .await?;
-        let context = &cx.pbx.names().voicemail_context;
         redirect_and_leave(&cx, moved, from_leg, context, "s").await?;
         let (moved_id, from_id) = (moved.id.clone(), from_leg.id.clone());
         let done = cx.done();

@@ -3,8 +3,8 @@
 //! the trunk); the transferring party leaves the call.
 
 use super::input::{Body, Destination, ParseCtx, PartyNumber};
-use super::{ActionError, Ctx, Done, InputError, StateError};
-use crate::calls::{CallSnapshot, ChanState, Leg};
+use super::{ensure_free, ActionError, Ctx, Done, InputError, StateError};
+use crate::calls::{CallSnapshot, Leg};
 use crate::config::Directory;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,8 +40,17 @@ impl Transfer {
                 return Err(InputError::SendCallTo("is the party being transferred".into()).into());
             }
         }
+        // Nobody is sent to a number the dial context would hang up.
         let context = &cx.pbx.names().dial_context;
-        redirect_and_leave(&cx, moved, from_leg, context, self.send_call_to.number()).await?;
+        let dial = self.send_call_to.dial();
+        if !cx.pbx.dialplan_matches(context, dial).await? {
+            return Err(InputError::SendCallTo(format!(
+                "{}: the PBX's dial context {context} has no extension matching {dial}",
+                self.send_call_to.number()
+            ))
+            .into());
+        }
+        redirect_and_leave(&cx, moved, from_leg, context, dial).await?;
         let from_id = from_leg.id.clone();
         let done = cx.done();
         cx.guard
@@ -82,12 +91,9 @@ pub fn parties<'c>(
         }
         None => call.peer_of(from_leg).ok_or(StateError::NoPeer)?,
     };
-    if moved.state != ChanState::Up {
-        return Err(StateError::NotAnswered.into());
-    }
-    if moved.parked.is_some() {
-        return Err(StateError::TransferParked.into());
-    }
+    // The transferred party moves and the transferring one leaves: both must be free.
+    ensure_free(moved)?;
+    ensure_free(from_leg)?;
     Ok((from_leg, moved))
 }
 

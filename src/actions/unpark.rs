@@ -54,6 +54,7 @@ impl UnPark {
             channel_id: &channel_id,
         };
         let context = &cx.pbx.names().parked_context;
+        cx.pbx.require_dialplan(context, space).await?;
         cx.pbx.ring_beside(ring, &parked.id, context, space).await?;
         Ok(cx.done())
     }

@@ -137,7 +137,7 @@ async fn delete(
     let (_, target, call) = super::addressed(s, headers, q, user, ext, call)?;
     let hang_up = HangUp::parse(q.get("phoneNumber").map(String::as_str))?;
     let calls = s.actions.find(&target.scope, call)?;
-    let done = s.actions.hang_up(&calls, &hang_up).await?;
+    let done = s.actions.hang_up(&calls, &hang_up, call.is_some()).await?;
     if done.is_empty() {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }

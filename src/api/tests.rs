@@ -26,7 +26,7 @@ fn app() -> Router {
     a.ami_addr = "127.0.0.1:9".into();
     a.ari_url = "http://127.0.0.1:9".into();
     let dir = Arc::new(Directory::build(&s.directory).unwrap());
-    let (calls, _inputs, _task) = Calls::spawn(dir.clone());
+    let (calls, _inputs, _task) = Calls::spawn(dir.clone(), &a.app);
     let (ami, _task) = AmiClient::spawn(a.ami(&[]), tokio::sync::mpsc::unbounded_channel().0);
     let pbx = Pbx::new(vec![ami], a.ari_rest(), PbxNames::from_settings(&a));
     let actions = Arc::new(Actions::new(pbx, calls.clone(), dir.clone()));

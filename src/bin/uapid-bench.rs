@@ -147,9 +147,10 @@ fn parse_apply(t: &mut Tracker, line: &str) {
 }
 
 fn new_tracker() -> Tracker {
-    Tracker::new(Arc::new(
-        Directory::build(&Settings::defaults().directory).expect("directory"),
-    ))
+    Tracker::new(
+        Arc::new(Directory::build(&Settings::defaults().directory).expect("directory")),
+        "uapid",
+    )
 }
 
 /// Calls generated at a time: the daemon parses each message right after reading it from

@@ -145,6 +145,9 @@ impl Tracker {
             .filter(|c| !self.tombstones.contains(*c))
             .cloned()
             .collect();
+        if let Some(call) = uapid_bridge_call(&b.name) {
+            self.uapid_bridges.insert(Arc::from(call), b.id.clone());
+        }
         self.bridges.insert(
             b.id.clone(),
             BridgeState {
@@ -160,6 +163,11 @@ impl Tracker {
 
     pub(super) fn remove_bridge(&mut self, id: &str) {
         if let Some(old) = self.bridges.remove(id) {
+            if let Some(call) = uapid_bridge_call(&old.name) {
+                if self.uapid_bridges.get(call).is_some_and(|b| b == id) {
+                    self.uapid_bridges.remove(call);
+                }
+            }
             for c in &old.channels {
                 if let Some(ch) = self.channels.get_mut(c) {
                     if ch.bridge.as_deref() == Some(id) {
@@ -211,7 +219,7 @@ impl Tracker {
             ringing: (s.state == ChanState::Ringing).then_some(s.when),
             answered: (s.state == ChanState::Up).then_some(s.when),
             hold: None,
-            held_by_uapid: None,
+            held_since: None,
             dialed_by: None,
             dialed_number: None,
         };

@@ -22,10 +22,13 @@ pub struct Calls {
 }
 
 impl Calls {
-    /// Starts the tracker's task. Returns the handle, the queue Asterisk's events go
-    /// into, and the task.
-    pub fn spawn(dir: Arc<Directory>) -> (Calls, mpsc::UnboundedSender<Input>, JoinHandle<()>) {
-        let tracker = Arc::new(RwLock::new(Tracker::new(dir)));
+    /// Starts the tracker's task (`app`: uapid's Stasis application). Returns the
+    /// handle, the queue Asterisk's events go into, and the task.
+    pub fn spawn(
+        dir: Arc<Directory>,
+        app: &str,
+    ) -> (Calls, mpsc::UnboundedSender<Input>, JoinHandle<()>) {
+        let tracker = Arc::new(RwLock::new(Tracker::new(dir, app)));
         let (inputs, rx) = mpsc::unbounded_channel();
         let (changes_tx, changes) = watch::channel(0u64);
         let task = tokio::spawn(run(tracker.clone(), rx, changes_tx));
@@ -41,9 +44,9 @@ impl Calls {
         self.tracker.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A copy of one call as an action sees it (`app`: uapid's Stasis application).
-    pub fn snapshot(&self, call: &str, app: &str) -> Option<CallSnapshot> {
-        CallSnapshot::take(&self.read(), call, app)
+    /// A copy of one call as an action sees it.
+    pub fn snapshot(&self, call: &str) -> Option<CallSnapshot> {
+        CallSnapshot::take(&self.read(), call)
     }
 
     /// Tells the tracker something uapid did that Asterisk does not report.

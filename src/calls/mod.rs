@@ -14,8 +14,11 @@ pub mod tracker;
 pub use handle::Calls;
 pub use projection::{phone_call, self_link, PhoneCall, PhoneCallView};
 pub use scope::Scope;
-pub use snapshot::{CallSnapshot, Leg};
-pub use state::{phone_call_id, CallState, ChanState, Input, Note, Party};
+pub use snapshot::{CallSnapshot, Leg, LegState};
+pub use state::{
+    phone_call_id, uapid_bridge_call, uapid_bridge_name, CallState, ChanState, Input, Note, Party,
+    HOLD_VAR,
+};
 pub use tracker::Tracker;
 
 #[cfg(test)]

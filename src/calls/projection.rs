@@ -279,9 +279,20 @@ fn view(t: &Tracker, call: &CallState, s: &Shared<'_>, ext: &str, index: usize) 
         None => others.iter().find_map(|c| format_caller_id(&c.caller)),
     };
 
-    // Hold: this side holds (holder), or the other side holds this one.
-    let own_hold = mine.iter().filter_map(|c| c.hold).min();
-    let other_hold = others.iter().filter_map(|c| c.hold).min();
+    // Hold: this side holds (holder), or the other side holds this one. A phone's own
+    // hold (ChannelHold) is on its channel; uapid's is read from its bridge.
+    let uapid_held = |cs: &[&ChannelState]| cs.iter().filter_map(|c| t.uapid_hold_since(c)).min();
+    let holds_by_uapid = mine.iter().any(|c| t.holding(c));
+    let own_hold = mine
+        .iter()
+        .filter_map(|c| c.hold)
+        .chain(uapid_held(&others).filter(|_| holds_by_uapid))
+        .min();
+    let other_hold = others
+        .iter()
+        .filter_map(|c| c.hold)
+        .chain(uapid_held(&mine))
+        .min();
 
     PhoneCallView {
         id: format!("{:02}", index + 1),

@@ -22,7 +22,10 @@ pub struct Leg {
     pub parked_by: Option<String>,
     /// Whether the leg runs in uapid's own Stasis application.
     pub in_stasis: bool,
+    /// uapid keeps this leg on hold (music, out of the call's bridge).
     pub held_by_uapid: bool,
+    /// This leg holds another party of the call.
+    pub holding: bool,
     pub caller_name: String,
     pub caller_number: String,
 }
@@ -31,6 +34,37 @@ impl Leg {
     pub fn is_extension(&self, number: &str) -> bool {
         matches!(&self.party, Party::Extension(n) if n == number)
     }
+
+    /// What uapid's own state of the leg is, for the actions that accept or refuse it.
+    pub fn uapid_state(&self) -> LegState {
+        if self.parked.is_some() {
+            LegState::Parked
+        } else if self.held_by_uapid {
+            LegState::Held
+        } else if self.holding {
+            LegState::Holding
+        } else if self.state != ChanState::Up {
+            LegState::NotAnswered
+        } else {
+            LegState::Free
+        }
+    }
+}
+
+/// A leg as the actions see it: what uapid (or the lot) does with it now. Every action
+/// checks the state of every leg it will touch, when it plans (under the call's lock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegState {
+    /// Answered and talking: an action may move it.
+    Free,
+    /// Not answered (ringing, dialing).
+    NotAnswered,
+    /// Waiting in the parking lot.
+    Parked,
+    /// Held by uapid: out of the call's bridge, hearing music.
+    Held,
+    /// Holding the other party (in the call's uapid bridge).
+    Holding,
 }
 
 /// One call: its extensions (the views, "01" first), its legs and, per view, the leg
@@ -47,8 +81,8 @@ pub struct CallSnapshot {
 }
 
 impl CallSnapshot {
-    /// Copies a call out of the tracker; `app` is uapid's Stasis application.
-    pub fn take(t: &Tracker, call: &str, app: &str) -> Option<CallSnapshot> {
+    /// Copies a call out of the tracker.
+    pub fn take(t: &Tracker, call: &str) -> Option<CallSnapshot> {
         let c = t.call(call)?;
         let legs: Vec<Leg> = c
             .channels
@@ -67,8 +101,9 @@ impl CallSnapshot {
                         .and_then(|p| t.parker_extension(p))
                         .map(str::to_string),
                     parked,
-                    in_stasis: t.in_stasis(&ch.id, app),
-                    held_by_uapid: ch.held_by_uapid.is_some(),
+                    in_stasis: t.in_uapid(ch),
+                    held_by_uapid: t.held_by_uapid(ch),
+                    holding: t.holding(ch),
                     caller_name: ch.caller.name.to_string(),
                     caller_number: ch.caller.number.to_string(),
                 }

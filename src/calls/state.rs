@@ -30,15 +30,12 @@ pub enum Input {
     Note(Note),
 }
 
-/// uapid's own facts about a call.
+/// uapid's own facts about a call that Asterisk does not report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Note {
-    /// `held` hears music on hold, put there by `holder`.
-    Held {
-        held: String,
-        holder: String,
-        at: Time,
-    },
+    /// uapid put `channel` on hold at `at` (the fact itself is read from Asterisk's
+    /// bridges: see `Tracker::held_by_uapid`; the note gives its time).
+    Held { channel: String, at: Time },
     /// `channel` is no longer held by uapid.
     Unheld { channel: String },
 }
@@ -99,8 +96,9 @@ pub struct ChannelState {
     pub answered: Option<Time>,
     /// Since when this channel holds its peer (ChannelHold, or uapid's OnHold).
     pub hold: Option<Time>,
-    /// Since when uapid keeps this channel on hold (music on hold), and who holds it.
-    pub held_by_uapid: Option<(Time, String)>,
+    /// Since when uapid keeps this channel on hold (from uapid's note; after a restart,
+    /// from the channel variable uapid set), when it does.
+    pub held_since: Option<Time>,
     /// The channel that dialed this one (ARI Dial event).
     pub dialed_by: Option<Text>,
     /// The number the dialing channel asked for, when this channel was dialed.
@@ -194,6 +192,22 @@ pub fn creation_order(a: (&Time, &str), b: (&Time, &str)) -> std::cmp::Ordering 
         (Some(x), Some(y)) => x.cmp(&y),
         _ => a.1.cmp(b.1),
     })
+}
+
+/// The name of the mixing bridge uapid keeps a call's legs in once it took them into its
+/// Stasis application (for hold). The name ties the bridge to its call, so a restarted
+/// uapid finds it again.
+pub fn uapid_bridge_name(call: &str) -> String {
+    format!("uapid-{call}")
+}
+
+/// The channel variable uapid sets on a party it holds: when the hold began (Unix
+/// seconds), read back after a restart.
+pub const HOLD_VAR: &str = "UAPID_HOLD_AT";
+
+/// The call a uapid bridge belongs to, from its name.
+pub fn uapid_bridge_call(name: &str) -> Option<&str> {
+    name.strip_prefix("uapid-")
 }
 
 /// Deterministic, alphanumeric UAPI id of the call with this linkedid (20 hex digits).

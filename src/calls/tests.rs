@@ -11,9 +11,10 @@ use crate::config::{Directory, Settings};
 use crate::record::read_fixture;
 
 fn tracker() -> Tracker {
-    Tracker::new(Arc::new(
-        Directory::build(&Settings::defaults().directory).unwrap(),
-    ))
+    Tracker::new(
+        Arc::new(Directory::build(&Settings::defaults().directory).unwrap()),
+        "uapid",
+    )
 }
 
 fn fixture(name: &str) -> Vec<Input> {
@@ -386,7 +387,7 @@ fn same_leg_for_list_and_actions(t: &Tracker) {
     };
     for (_, id) in t.scope(&Scope::All) {
         let call = t.call(id).unwrap();
-        let snap = crate::calls::CallSnapshot::take(t, id, "uapid").unwrap();
+        let snap = crate::calls::CallSnapshot::take(t, id).unwrap();
         let listed = phone_call(t, call, "http://x");
         for ext in &call.extensions {
             let shown = t.view_leg(call, ext).map(|c| c.id.to_string());
@@ -442,7 +443,7 @@ fn list_and_actions_pick_the_same_leg_for_a_view() {
         "1.1",
     ));
     let call = t.scope(&Scope::All).iter().next().unwrap().1.clone();
-    let snap = crate::calls::CallSnapshot::take(&t, &call, "uapid").unwrap();
+    let snap = crate::calls::CallSnapshot::take(&t, &call).unwrap();
     assert_eq!(snap.leg_of("0003*210").map(|l| l.id.as_str()), Some("1.3"));
     same_leg_for_list_and_actions(&t);
     // And after every step of every recorded sequence.

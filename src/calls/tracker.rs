@@ -29,6 +29,10 @@ use crate::config::{Directory, Extension};
 #[derive(Debug)]
 pub struct Tracker {
     dir: Arc<Directory>,
+    /// uapid's Stasis application.
+    app: Text,
+    /// The uapid bridge of each call that has one (see [`uapid_bridge_name`]).
+    pub(super) uapid_bridges: HashMap<Arc<str>, Text>,
     pub(super) channels: HashMap<Text, ChannelState>,
     pub(super) bridges: HashMap<Text, BridgeState>,
     pub(super) parked: HashMap<Text, ParkedState>,
@@ -65,9 +69,12 @@ pub fn leg_rank(state: ChanState) -> u8 {
 }
 
 impl Tracker {
-    pub fn new(dir: Arc<Directory>) -> Tracker {
+    /// A tracker for the directory's extensions; `app` is uapid's Stasis application.
+    pub fn new(dir: Arc<Directory>, app: &str) -> Tracker {
         Tracker {
             dir,
+            app: Text::from(app),
+            uapid_bridges: HashMap::default(),
             channels: HashMap::default(),
             bridges: HashMap::default(),
             parked: HashMap::default(),
@@ -166,11 +173,65 @@ impl Tracker {
             .map(|e| e.number.as_str())
     }
 
-    /// Whether a channel runs in the Stasis application `app` (uapid's ARI app).
+    /// Whether a channel runs in the Stasis application `app`.
     pub fn in_stasis(&self, channel: &str, app: &str) -> bool {
         self.channels.get(channel).is_some_and(|c| {
             c.app == "Stasis" && c.app_data.split(',').next().map(str::trim) == Some(app)
         })
+    }
+
+    /// Whether a channel runs in uapid's own Stasis application (uapid took it in).
+    pub fn in_uapid(&self, ch: &ChannelState) -> bool {
+        self.in_stasis(&ch.id, &self.app)
+    }
+
+    /// The call's uapid bridge, if Asterisk has it.
+    pub fn uapid_bridge(&self, call: &str) -> Option<&BridgeState> {
+        self.bridges.get(self.uapid_bridges.get(call)?)
+    }
+
+    /// Whether uapid holds this channel: answered, in uapid's application, out of every
+    /// bridge (hearing music) while its call's uapid bridge still has the other party.
+    /// Derived from what Asterisk shows, so a restarted uapid sees it too.
+    pub fn held_by_uapid(&self, ch: &ChannelState) -> bool {
+        ch.state == ChanState::Up
+            && ch.bridge.is_none()
+            && !self.parked.contains_key(&ch.id)
+            && self.in_uapid(ch)
+            && self
+                .uapid_bridge(&ch.call)
+                .is_some_and(|b| b.channels.iter().any(|c| *c != ch.id))
+    }
+
+    /// Whether this channel holds another party of its call (it is in the call's uapid
+    /// bridge while another party is held by uapid).
+    pub fn holding(&self, ch: &ChannelState) -> bool {
+        let Some(b) = &ch.bridge else { return false };
+        self.uapid_bridges.get(&ch.call) == Some(b)
+            && self.call(&ch.call).is_some_and(|c| {
+                c.channels
+                    .iter()
+                    .filter_map(|x| self.channels.get(x))
+                    .any(|x| x.id != ch.id && self.held_by_uapid(x))
+            })
+    }
+
+    /// Since when uapid holds a channel (`None` when it does not). After a uapid
+    /// restart, until the time is read back, the answer time stands in.
+    pub fn uapid_hold_since(&self, ch: &ChannelState) -> Option<Time> {
+        self.held_by_uapid(ch)
+            .then(|| ch.held_since.or(ch.answered).unwrap_or(ch.created))
+    }
+
+    /// Whether uapid left this channel alone, so that it must end it as Dial() would
+    /// have: it runs in uapid's application, is not parked (a parked call waits in the
+    /// lot, whoever left) and no other channel is left in its call.
+    pub fn left_alone(&self, ch: &ChannelState) -> bool {
+        self.in_uapid(ch)
+            && !self.parked.contains_key(&ch.id)
+            && self
+                .call(&ch.call)
+                .is_none_or(|c| c.channels.iter().all(|x| *x == ch.id))
     }
 
     /// Whether the picture is whole: ARI's snapshot applied, AMI's parked list read.
@@ -208,22 +269,14 @@ impl Tracker {
 
     fn apply_note(&mut self, n: Note) {
         match n {
-            Note::Held { held, holder, at } => {
-                if let Some(c) = self.channels.get_mut(held.as_str()) {
-                    c.held_by_uapid = Some((at, holder.clone()));
-                }
-                if let Some(c) = self.channels.get_mut(holder.as_str()) {
-                    c.hold.get_or_insert(at);
+            Note::Held { channel, at } => {
+                if let Some(c) = self.channels.get_mut(channel.as_str()) {
+                    c.held_since = Some(at);
                 }
             }
             Note::Unheld { channel } => {
-                let holder = self
-                    .channels
-                    .get_mut(channel.as_str())
-                    .and_then(|c| c.held_by_uapid.take())
-                    .map(|(_, h)| h);
-                if let Some(c) = holder.and_then(|h| self.channels.get_mut(h.as_str())) {
-                    c.hold = None;
+                if let Some(c) = self.channels.get_mut(channel.as_str()) {
+                    c.held_since = None;
                 }
             }
         }

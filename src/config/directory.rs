@@ -42,6 +42,8 @@ pub struct Extension {
     pub kind: ExtensionKind,
     pub endpoint: String,
     pub mailbox: Option<String>,
+    /// The number the PBX's dial context knows it by.
+    pub dial: String,
 }
 
 /// One OAuth app, resolved.
@@ -139,6 +141,15 @@ impl Directory {
                 e.number, org.code
             ));
         }
+        if let Some(d) = &e.dial {
+            let ok = |b: u8| b.is_ascii_digit() || b"*#+".contains(&b);
+            if d.is_empty() || d.len() > 32 || !d.bytes().all(ok) {
+                return invalid(format!(
+                    "extension {}: dial {d:?} must be the digits the PBX dials it by",
+                    e.number
+                ));
+            }
+        }
         let ext = Extension {
             number: e.number.clone(),
             user: e.user,
@@ -146,6 +157,7 @@ impl Directory {
             kind: e.kind,
             endpoint: e.endpoint.clone(),
             mailbox: e.mailbox.clone(),
+            dial: e.dial.clone().unwrap_or_else(|| short.to_string()),
         };
         if self
             .ext_by_endpoint

@@ -211,6 +211,10 @@ pub struct ExtensionConfig {
     pub endpoint: String,
     #[serde(default)]
     pub mailbox: Option<String>,
+    /// The number the PBX's dial context knows this extension by (what a transfer or a
+    /// click-to-call dials); default: its short number (`210` for `0003*210`).
+    #[serde(default)]
+    pub dial: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
