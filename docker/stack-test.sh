@@ -80,6 +80,7 @@ ensure_engine() {
     apt_install docker.io || { tail -n 15 "$work/apt.log" >&2; skip "apt-get install docker.io failed"; }
   fi
   say "starting dockerd (no bridge network, no iptables; log $dockerd_log)"
+  printf -- '--- %s stack-test.sh starts dockerd\n' "$(date -Is)" >>"$dockerd_log"
   # setsid and no descriptor of ours beyond 0-2: the daemon must not hold the e2e lock.
   (
     exec 8>&- 9>&-
