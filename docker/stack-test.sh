@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # stack-test.sh: the Docker stack of compose.yaml, end to end, on this machine.
 #
-# Gets a Docker engine (apt-get install docker.io, then dockerd with no bridge network
-# and no iptables rules) unless one answers, builds both images offline (docker/build.sh
-# --offline), then, holding the end-to-end tests' lock: stops the sandbox Asterisk if it
-# runs (same ports), brings the stack up, waits for Asterisk and uapid to be healthy,
+# Holding the end-to-end tests' lock for the whole run: gets a Docker engine (apt-get
+# install docker.io, then dockerd with no bridge network and no iptables rules) unless
+# one answers, builds both images offline (docker/build.sh --offline), stops the sandbox
+# Asterisk if it runs (same ports) and holds the sandbox's lock so that nothing starts it
+# meanwhile, brings the stack up, waits for Asterisk and uapid to be healthy,
 # places a SIP call 210 -> 024 with the Asterisk image's SIPp, checks that uapid lists it
 # answered with both views, parks it (checked in the listing and in Asterisk's parking
 # lot), hangs it up over the API (checked in both), brings the stack down and checks that
@@ -83,7 +84,10 @@ ensure_engine() {
   printf -- '--- %s stack-test.sh starts dockerd\n' "$(date -Is)" >>"$dockerd_log"
   # setsid and no descriptor of ours beyond 0-2: the daemon must not hold the e2e lock.
   (
-    exec 8>&- 9>&-
+    for fd in /proc/self/fd/*; do
+      fd=${fd##*/}
+      if ((fd > 2)); then eval "exec $fd>&-"; fi
+    done
     exec setsid dockerd --bridge=none --iptables=false
   ) </dev/null >>"$dockerd_log" 2>&1 &
   started_engine=$!
@@ -224,7 +228,6 @@ udp_bound() { # IP PORT: a socket is bound there (from the kernel's table)
 # --- teardown ---------------------------------------------------------------------------
 
 stack_up=
-sandbox_was_up=
 sandbox_stopped=
 uac_pid=
 
@@ -260,7 +263,24 @@ stack_down() {
     say "compose down failed (see $work/compose.log)"
 }
 
+# docker/sandbox.sh takes this lock to start or stop its Asterisk (any checkout's copy
+# does): held while the stack runs, a sandbox start elsewhere waits instead of failing.
+sandbox_lock_fd=
+hold_sandbox_lock() {
+  local dir
+  dir=$(dirname "$(bash "$here/sandbox.sh" root)")
+  mkdir -p "$dir"
+  exec {sandbox_lock_fd}>"$dir/lock"
+  flock -w 300 "$sandbox_lock_fd" || fail "could not lock $dir/lock within 300 s"
+}
+release_sandbox_lock() {
+  [[ -n $sandbox_lock_fd ]] || return 0
+  exec {sandbox_lock_fd}>&-
+  sandbox_lock_fd=
+}
+
 restore_sandbox() {
+  release_sandbox_lock
   [[ -n $sandbox_stopped ]] || return 0
   sandbox_stopped=
   say "starting the sandbox Asterisk again (it ran before)"
@@ -296,10 +316,10 @@ trap 'exit 143' TERM
 # --- the test ---------------------------------------------------------------------------
 
 main() {
+  engine_possible
   command -v curl >/dev/null && command -v jq >/dev/null && command -v ss >/dev/null &&
     command -v flock >/dev/null || apt_install curl jq iproute2 util-linux ||
     fail "could not install curl, jq, iproute2, util-linux"
-  engine_possible
 
   # The e2e tests' lock, for the whole run: one Asterisk on these ports at a time, and
   # one user of a dockerd started here.
@@ -318,12 +338,17 @@ main() {
   phase "images"
 
   # Leftovers of an earlier run that was killed.
-  [[ -z $(stack_containers) ]] || { say "removing an earlier run's containers"; docker rm -f $(stack_containers) >/dev/null; }
+  local left
+  left=$(stack_containers)
+  if [[ -n $left ]]; then
+    say "removing an earlier run's containers"
+    docker rm -f $left >/dev/null
+  fi
   if bash "$here/sandbox.sh" status >/dev/null 2>&1; then
-    sandbox_was_up=1
     sandbox_stopped=1
     bash "$here/sandbox.sh" stop
   fi
+  hold_sandbox_lock
   local busy
   busy=$(port_users)
   [[ -z $busy ]] || fail "the stack's ports are taken already:
@@ -396,7 +421,7 @@ $busy"
   docker exec "$ast" sh -c 'kill $(cat /tmp/sipp-024.pid)' || true
   say "compose down"
   stack_down
-  local left procs
+  local procs
   left=$(stack_containers)
   [[ -z $left ]] || fail "containers left after compose down: $left"
   procs=$(container_processes)
