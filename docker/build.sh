@@ -47,6 +47,9 @@ build_image() {
   ctx=$stage_dir/$dockerfile
   mkdir -p "$ctx/docker"
   cp "$here/$dockerfile" "$ctx/docker/"
+  # The Dockerfile is still sent, but COPY . leaves it out: editing it does not
+  # invalidate the layers that copy the sources (and uapid's compilation after them).
+  printf 'docker/\n.dockerignore\n' >"$ctx/.dockerignore"
   while read -r p; do
     [[ -e $repo/$p ]] || die "$p is missing from $repo"
     (cd "$repo" && cp -a --parents "$p" "$ctx/")
