@@ -3,16 +3,18 @@
 #
 # Holding the end-to-end tests' lock for the whole run: gets a Docker engine (apt-get
 # install docker.io, then dockerd with no bridge network and no iptables rules) unless
-# one answers, builds both images offline (docker/build.sh --offline), stops the sandbox
-# Asterisk if it runs (same ports) and holds the sandbox's lock so that nothing starts it
-# meanwhile, brings the stack up, waits for Asterisk and uapid to be healthy,
-# places a SIP call 210 -> 024 with the Asterisk image's SIPp, checks that uapid lists it
-# answered with both views, parks it (checked in the listing and in Asterisk's parking
-# lot), hangs it up over the API (checked in both), brings the stack down and checks that
-# nothing of it is left: no container, no process, ports 5060/5038/8088/8090 free. The
-# sandbox and the engine are then left as they were found (a dockerd started here is
-# stopped again; UAPID_DOCKER_KEEP_ENGINE=1 keeps it).
+# one answers; builds both images offline (docker/build.sh --offline; with --registry,
+# docker/build.sh, from a registry's images); stops the sandbox Asterisk if it runs
+# (same ports) and holds the sandbox's lock so that nothing starts it meanwhile; brings
+# the stack up and waits for Asterisk and uapid to be healthy; places a SIP call
+# 210 -> 024 with the Asterisk image's SIPp; checks that uapid lists it answered with
+# both views; parks it (checked in the listing and in Asterisk's parking lot); hangs it
+# up over the API (checked in both); brings the stack down and checks that nothing of
+# it is left: no container, no process, ports 5060/5038/8088/8090 free. The sandbox and
+# the engine are then left as they were found (a dockerd started here is stopped
+# again; UAPID_DOCKER_KEEP_ENGINE=1 keeps it).
 #
+# Usage: docker/stack-test.sh [--registry]
 # Exit status: 0 passed, 1 failed (what was seen is printed), 77 skipped: no Docker
 # engine can be had here (a line "SKIPPED: no Docker engine: <reason>" says why).
 # Everything listens on 127.0.0.1 only; containers use the host's network.
@@ -316,6 +318,12 @@ trap 'exit 143' TERM
 # --- the test ---------------------------------------------------------------------------
 
 main() {
+  local build_args=(--offline)
+  case ${1:-} in
+    "") ;;
+    --registry) build_args=() ;;
+    *) fail "unknown option $1 (usage: docker/stack-test.sh [--registry])" ;;
+  esac
   engine_possible
   command -v curl >/dev/null && command -v jq >/dev/null && command -v ss >/dev/null &&
     command -v flock >/dev/null || apt_install curl jq iproute2 util-linux ||
@@ -334,7 +342,7 @@ main() {
   ensure_compose
   phase "engine"
 
-  bash "$here/build.sh" --offline || fail "building the images failed"
+  bash "$here/build.sh" "${build_args[@]}" || fail "building the images failed"
   phase "images"
 
   # Leftovers of an earlier run that was killed.
