@@ -62,8 +62,9 @@ build_image() {
   start=$SECONDS
   say "$tag: building ($dockerfile, context $(du -sh "$ctx" | cut -f1))"
   # --network host: RUN steps have the host's network (an engine started with
-  # --bridge=none has no other), for apt-get and cargo on the registry path.
-  if ! DOCKER_BUILDKIT=0 docker build --network host -f "$ctx/docker/$dockerfile" \
+  # --bridge=none has no other), for apt-get and cargo on the registry path. --force-rm:
+  # a failed step leaves no container behind.
+  if ! DOCKER_BUILDKIT=0 docker build --network host --force-rm -f "$ctx/docker/$dockerfile" \
     --label uapid.built-by=build.sh -t "$tag" "$@" "$ctx" >"$log" 2>&1; then
     tail -n 30 "$log" >&2
     die "docker build of $tag failed (log: $log)"
