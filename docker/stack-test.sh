@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # stack-test.sh: the Docker stack of compose.yaml, end to end, on this machine.
 #
-# Holding the end-to-end tests' lock for the whole run: gets a Docker engine (apt-get
-# install docker.io, then dockerd with no bridge network and no iptables rules) unless
-# one answers; builds both images offline (docker/build.sh --offline; with --registry,
-# docker/build.sh, from a registry's images); stops the sandbox Asterisk if it runs
-# (same ports) and holds the sandbox's lock so that nothing starts it meanwhile; brings
-# the stack up and waits for Asterisk and uapid to be healthy; places a SIP call
-# 210 -> 024 with the Asterisk image's SIPp; checks that uapid lists it answered with
-# both views; parks it (checked in the listing and in Asterisk's parking lot); hangs it
-# up over the API (checked in both); brings the stack down and checks that nothing of
-# it is left: no container, no process, ports 5060/5038/8088/8090 free. The sandbox and
-# the engine are then left as they were found (a dockerd started here is stopped
-# again; UAPID_DOCKER_KEEP_ENGINE=1 keeps it).
+# Builds the sandbox's root (if missing) and uapid (cargo) for the offline images, then,
+# holding the end-to-end tests' lock: gets a Docker engine (apt-get install docker.io,
+# then dockerd with no bridge network and no iptables rules) unless one answers; builds
+# both images offline (docker/build.sh --offline; with --registry, docker/build.sh, from
+# a registry's images); stops the sandbox Asterisk if it runs (same ports) and holds the
+# sandbox's lock so that nothing starts it meanwhile; brings the stack up and waits for
+# Asterisk and uapid to be healthy; places a SIP call 210 -> 024 with the Asterisk
+# image's SIPp; checks that uapid lists it answered with both views; parks it (checked
+# in the listing and in Asterisk's parking lot); hangs it up over the API (checked in
+# both); brings the stack down and checks that nothing of it is left: no container, no
+# process, ports 5060/5038/8088/8090 free. The sandbox and the engine are then left as
+# they were found (a dockerd started here is stopped again; UAPID_DOCKER_KEEP_ENGINE=1
+# keeps it).
 #
 # Usage: docker/stack-test.sh [--registry]
 # Exit status: 0 passed, 1 failed (what was seen is printed), 77 skipped: no Docker
@@ -329,8 +330,20 @@ main() {
     command -v flock >/dev/null || apt_install curl jq iproute2 util-linux ||
     fail "could not install curl, jq, iproute2, util-linux"
 
-  # The e2e tests' lock, for the whole run: one Asterisk on these ports at a time, and
-  # one user of a dockerd started here.
+  # What the offline images are made of, before the lock (the first time this takes
+  # minutes; build.sh then finds both up to date): the sandbox's root filesystem and
+  # uapid's release binary.
+  if [[ ${build_args[*]} == --offline ]]; then
+    bash "$here/sandbox.sh" build --quiet || fail "the sandbox's root filesystem could not be built"
+    command -v cargo >/dev/null || fail "cargo is missing (the offline image takes uapid built here)"
+    say "cargo build --release --locked --bin uapid"
+    cargo build --release --locked --bin uapid >"$work/cargo.log" 2>&1 ||
+      { tail -n 30 "$work/cargo.log" >&2; fail "cargo build failed (log: $work/cargo.log)"; }
+    phase "sandbox root and uapid binary"
+  fi
+
+  # The e2e tests' lock, for the rest of the run: one Asterisk on these ports at a time,
+  # and one user of a dockerd started here.
   exec 9>"$lock_file"
   if ! flock -n 9; then
     say "waiting for $lock_file (an end-to-end test runs)"
