@@ -6,15 +6,16 @@
 #
 #   (no option)  with a registry: Asterisk FROM debian:sid with Debian's packages; uapid
 #                compiled in rust:1-bookworm and run on debian:bookworm-slim.
-#   --offline    nothing is pulled or downloaded: the sandbox's root filesystem
-#                (docker/sandbox.sh build, cached) is imported as the base image
-#                uapid-sandbox-base (again only when its packages changed), Asterisk is
-#                built from it, and uapid from a binary built here with cargo.
+#   --offline    no image is pulled and no step downloads: the sandbox's root
+#                filesystem (docker/sandbox.sh build, cached) is imported as the base
+#                image uapid-sandbox-base (again only when its packages changed),
+#                Asterisk is built from it, and uapid from a binary built here with
+#                cargo. Needs root (the sandbox, and a mount to read its root).
 #
 # Each image gets a small context: the files its Dockerfile.*.dockerignore lets through
 # (the classic builder reads only a .dockerignore at the context's root, and the
 # repository's target/ is large). Build output goes to $UAPID_DOCKER_LOG_DIR (default: a
-# new directory under /tmp), printed when a build fails.
+# new directory under /tmp); the end of a failed build's output is printed.
 # Environment: UAPID_ASTERISK_IMAGE, UAPID_IMAGE, UAPID_BASE_IMAGE (the tags;
 # default uapid-asterisk, uapid, uapid-sandbox-base).
 set -euo pipefail
@@ -124,7 +125,7 @@ main() {
     --offline) offline=1 ;;
     "") ;;
     -h | --help | help)
-      sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,/^set -/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
       return 0
       ;;
     *) die "unknown option $1 (usage: docker/build.sh [--offline])" ;;

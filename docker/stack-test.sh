@@ -323,6 +323,10 @@ main() {
   case ${1:-} in
     "") ;;
     --registry) build_args=() ;;
+    -h | --help | help)
+      sed -n '2,/^set -/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
+      exit 0
+      ;;
     *) fail "unknown option $1 (usage: docker/stack-test.sh [--registry])" ;;
   esac
   engine_possible
