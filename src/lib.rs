@@ -13,6 +13,7 @@ pub mod api;
 pub mod asterisk;
 pub mod calls;
 pub mod config;
+pub mod dialplan;
 mod links;
 pub mod record;
 mod server;
@@ -101,7 +102,13 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     tasks.push(tracker_task);
 
     // Actions, and the reaper that ends legs left alone in uapid's Stasis bridges.
-    let pbx = Pbx::new(links.ami_pool, links.ari, PbxNames::from_settings(a));
+    let own_dialplan = dialplan::lines(a);
+    let pbx = Pbx::new(
+        links.ami_pool,
+        links.ari,
+        PbxNames::from_settings(a),
+        own_dialplan,
+    );
     let actions = Arc::new(Actions::new(pbx, calls.clone(), directory.clone()));
     tasks.push(tokio::spawn(actions::reaper::run(actions.clone())));
 

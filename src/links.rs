@@ -16,7 +16,7 @@ use crate::asterisk::ami::client::TRACKED_EVENTS;
 use crate::asterisk::ami::{AmiClient, AmiNotice, Message};
 use crate::asterisk::ari::ws::AriNotice;
 use crate::asterisk::ari::{AriRest, Bridge, Channel, Event};
-use crate::calls::{Input, Note, HOLD_VAR};
+use crate::calls::{Input, Note, HOLD_VAR, RECORDING_VAR};
 use crate::config::AsteriskSettings;
 
 /// The links, once started.
@@ -120,8 +120,12 @@ impl Resync {
             match tokio::try_join!(self.rest.channels(), self.rest.bridges()) {
                 Ok((channels, bridges)) => {
                     let held = self.unbridged_in_app(&channels, &bridges);
+                    let all: Vec<(String, String)> = channels
+                        .iter()
+                        .map(|c| (c.id.to_string(), c.name.to_string()))
+                        .collect();
                     let _ = self.out.send(Input::AriSnapshot { channels, bridges });
-                    self.hold_times(held).await;
+                    self.read_back(held, all).await;
                     return;
                 }
                 Err(e) => {
@@ -146,33 +150,54 @@ impl Resync {
             .collect()
     }
 
-    /// Reads the variable uapid set when it put each channel on hold (AMI Getvar works
-    /// on any channel) and tells the tracker.
-    async fn hold_times(&self, channels: Vec<(String, String)>) {
-        if channels.is_empty() {
+    /// Reads back what uapid keeps on channels (AMI Getvar works on any channel): when
+    /// its holds began (`held`: the channels it may hold), and its recordings (`all`).
+    async fn read_back(&self, held: Vec<(String, String)>, all: Vec<(String, String)>) {
+        if all.is_empty() {
             return;
         }
         let mut up = self.ami.connected_watch();
         let _ = tokio::time::timeout(Duration::from_secs(5), up.wait_for(|c| *c)).await;
-        for (id, name) in channels {
-            let get = Message::new()
-                .with("Action", "Getvar")
-                .with("Channel", &name)
-                .with("Variable", HOLD_VAR);
-            let Ok(reply) = self.ami.request(get).await else {
+        for (id, name) in held {
+            let Some(v) = self.getvar(&name, HOLD_VAR).await else {
                 continue;
             };
-            let secs = reply
-                .response
-                .get("Value")
-                .and_then(|v| v.trim().parse::<i64>().ok());
-            let at = secs.and_then(|s| chrono::DateTime::from_timestamp(s, 0));
-            if let Some(at) = at {
-                let at = at.with_timezone(&chrono::Local).fixed_offset();
+            if let Some(at) = v.trim().parse::<i64>().ok().and_then(local_time) {
                 let _ = self.out.send(Input::Note(Note::Held { channel: id, at }));
             }
         }
+        for (id, name) in all {
+            let Some(v) = self.getvar(&name, RECORDING_VAR).await else {
+                continue;
+            };
+            let Some((secs, ext)) = v.trim().split_once(',') else {
+                continue;
+            };
+            if let Some(at) = secs.parse::<i64>().ok().and_then(local_time) {
+                let extension = ext.to_string();
+                let _ = self.out.send(Input::Note(Note::Recording {
+                    channel: id,
+                    extension,
+                    at,
+                }));
+            }
+        }
     }
+
+    async fn getvar(&self, channel: &str, var: &str) -> Option<String> {
+        let get = Message::new()
+            .with("Action", "Getvar")
+            .with("Channel", channel)
+            .with("Variable", var);
+        let reply = self.ami.request(get).await.ok()?;
+        reply.response.get("Value").map(str::to_string)
+    }
+}
+
+/// Unix seconds as a time in the machine's zone.
+fn local_time(secs: i64) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    let at = chrono::DateTime::from_timestamp(secs, 0)?;
+    Some(at.with_timezone(&chrono::Local).fixed_offset())
 }
 
 async fn forward_ami(

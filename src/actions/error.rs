@@ -16,8 +16,6 @@ pub enum InputError {
     NoAction,
     #[error("{0:?} is not a PhoneCall action")]
     UnknownAction(String),
-    #[error("{0} is not implemented by this server yet")]
-    NotImplemented(String),
     #[error("phoneCallViewId must be a view id such as \"01\"")]
     View,
     #[error("maxInParking must be a whole number of seconds from 10 to 3600")]
@@ -42,6 +40,16 @@ pub enum InputError {
     Destination(String),
     #[error("phoneNumber must be a phone number")]
     PhoneNumber,
+    #[error("format must be wav or wav49")]
+    Format,
+    #[error("private must be 0 or 1")]
+    Private,
+    #[error("{0} must be true or false (1 or 0)")]
+    Flag(&'static str),
+    #[error("conference {0}")]
+    Conference(String),
+    #[error("pin is not the conference's PIN")]
+    Pin,
 }
 
 /// The call is not in a state the action accepts (nothing was done).
@@ -67,6 +75,12 @@ pub enum StateError {
     NotOnHold,
     #[error("a party hung up while the call was being taken over")]
     HungUp,
+    #[error("{0} only listens in on this call")]
+    Spying(String),
+    #[error("the call is already being recorded for this view")]
+    AlreadyRecording,
+    #[error("the call is not being recorded for this view")]
+    NotRecording,
 }
 
 /// The PBX did not do what was asked.

@@ -124,6 +124,12 @@ impl ParkTimeout {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WaitForPickup(u64);
 
+impl Default for WaitForPickup {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
 impl WaitForPickup {
     pub const DEFAULT: WaitForPickup = WaitForPickup(25);
 
@@ -181,7 +187,12 @@ pub struct CallerId {
 impl CallerId {
     /// `callerId`, when given.
     pub fn parse(b: &Body) -> Result<Option<CallerId>, InputError> {
-        match b.text("callerId").map_err(|_| InputError::CallerId)? {
+        Self::parse_field(b, "callerId")
+    }
+
+    /// A caller id field, when given.
+    pub fn parse_field(b: &Body, key: &str) -> Result<Option<CallerId>, InputError> {
+        match b.text(key).map_err(|_| InputError::CallerId)? {
             None => Ok(None),
             Some(s) => CallerId::from_text(&s).map(Some),
         }

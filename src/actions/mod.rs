@@ -10,6 +10,8 @@
 //! Nothing here knows HTTP: errors are [`ActionError`]s, given their UAPI code and
 //! status by the HTTP layer.
 
+mod callback;
+mod conference;
 mod create;
 mod error;
 mod hang_up;
@@ -21,6 +23,8 @@ mod park;
 mod pbx;
 mod pickup;
 pub mod reaper;
+mod recording;
+mod spy;
 mod stasis;
 mod to_voicemail;
 mod transfer;
@@ -30,7 +34,9 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-pub use create::CreateSimple;
+pub use callback::CreateCallback;
+pub use conference::ConferenceInvite;
+pub use create::{requested_extension, CreateSimple};
 pub use error::{ActionError, InputError, PbxError, StateError};
 pub use hang_up::HangUp;
 pub use input::{Body, ParseCtx, ViewId};
@@ -40,6 +46,8 @@ pub use on_hold::OnHold;
 pub use park::Park;
 pub use pbx::{Pbx, PbxNames};
 pub use pickup::PickUp;
+pub use recording::{StartRecording, StopRecording};
+pub use spy::Spy;
 pub use to_voicemail::TransferToVoicemail;
 pub use transfer::Transfer;
 pub use unpark::UnPark;
@@ -58,16 +66,11 @@ pub enum Action {
     OffHold(OffHold),
     Transfer(Transfer),
     TransferToVoicemail(TransferToVoicemail),
+    StartRecording(StartRecording),
+    StopRecording(StopRecording),
+    /// BargeIn, Whisper or Monitor (`Spy::mode`).
+    Spy(Spy),
 }
-
-/// Actions UAPI defines that this server does not perform.
-const NOT_IMPLEMENTED: &[&str] = &[
-    "StartRecording",
-    "StopRecording",
-    "BargeIn",
-    "Whisper",
-    "Monitor",
-];
 
 impl Action {
     /// Parses the body of `PUT /uapi/phoneCalls/...`.
@@ -87,7 +90,11 @@ impl Action {
             "TransferToVoicemail" => {
                 Action::TransferToVoicemail(TransferToVoicemail::parse(&b, cx)?)
             }
-            n if NOT_IMPLEMENTED.contains(&n) => return Err(InputError::NotImplemented(name)),
+            "StartRecording" => Action::StartRecording(StartRecording::parse(&b)?),
+            "StopRecording" => Action::StopRecording(StopRecording::parse(&b)?),
+            "BargeIn" => Action::Spy(Spy::parse(&b, cx, false, true)?),
+            "Whisper" => Action::Spy(Spy::parse(&b, cx, true, false)?),
+            "Monitor" => Action::Spy(Spy::parse(&b, cx, false, false)?),
             _ => return Err(InputError::UnknownAction(name)),
         })
     }
@@ -101,6 +108,13 @@ impl Action {
             Action::OffHold(_) => "OffHold",
             Action::Transfer(_) => "Transfer",
             Action::TransferToVoicemail(_) => "TransferToVoicemail",
+            Action::StartRecording(_) => "StartRecording",
+            Action::StopRecording(_) => "StopRecording",
+            Action::Spy(s) => match s.mode {
+                spy::Mode::BargeIn => "BargeIn",
+                spy::Mode::Whisper { .. } => "Whisper",
+                spy::Mode::Monitor => "Monitor",
+            },
         }
     }
 
@@ -116,6 +130,9 @@ impl Action {
             Action::PickUp(a) => Some(&a.view),
             Action::OnHold(a) => Some(&a.view),
             Action::OffHold(a) => Some(&a.view),
+            Action::StartRecording(a) => Some(&a.view),
+            Action::StopRecording(a) => Some(&a.view),
+            Action::Spy(a) => Some(&a.view),
             Action::Transfer(_) | Action::TransferToVoicemail(_) => None,
         }
     }
@@ -130,6 +147,9 @@ impl Action {
             Action::PickUp(x) => x.view = None,
             Action::OnHold(x) => x.view = None,
             Action::OffHold(x) => x.view = None,
+            Action::StartRecording(x) => x.view = None,
+            Action::StopRecording(x) => x.view = None,
+            Action::Spy(x) => x.view = None,
             Action::Transfer(_) | Action::TransferToVoicemail(_) => {}
         }
         a
@@ -144,6 +164,9 @@ impl Action {
             Action::OffHold(a) => a.apply(cx).await,
             Action::Transfer(a) => a.apply(cx).await,
             Action::TransferToVoicemail(a) => a.apply(cx).await,
+            Action::StartRecording(a) => a.apply(cx).await,
+            Action::StopRecording(a) => a.apply(cx).await,
+            Action::Spy(a) => a.apply(cx).await,
         }
     }
 }
@@ -157,6 +180,7 @@ fn ensure_free(leg: &Leg) -> Result<(), StateError> {
         LegState::NotAnswered => Err(StateError::NotAnswered(who())),
         LegState::Parked => Err(StateError::Parked(who())),
         LegState::Held | LegState::Holding => Err(StateError::OnHold),
+        LegState::Spying => Err(StateError::Spying(who())),
     }
 }
 
@@ -300,6 +324,16 @@ impl Actions {
     /// Click to call: returns the id the new call will have.
     pub async fn create(&self, c: &CreateSimple) -> Result<Arc<str>, ActionError> {
         c.apply(&self.pbx).await
+    }
+
+    /// A callback: returns the id the new call will have.
+    pub async fn callback(&self, c: &CreateCallback) -> Result<Arc<str>, ActionError> {
+        c.apply(&self.pbx, &self.calls).await
+    }
+
+    /// Conference invites: returns the ids of the calls made.
+    pub async fn invite(&self, c: &ConferenceInvite) -> Result<Vec<Arc<str>>, ActionError> {
+        c.apply(&self.pbx, &self.calls).await
     }
 
     /// Hangs up the calls, each through its lock like any action; returns those that

@@ -11,6 +11,7 @@ use super::input::CallerId;
 use crate::asterisk::ami::{AmiClient, AmiReply, Message};
 use crate::asterisk::ari::AriRest;
 use crate::config::{AsteriskSettings, Extension};
+use crate::dialplan::Line;
 
 /// The dialplan contexts and names uapid relies on (see README, "What uapid needs").
 #[derive(Debug, Clone)]
@@ -19,6 +20,10 @@ pub struct PbxNames {
     pub dial_context: String,
     pub stasis_context: String,
     pub voicemail_context: String,
+    pub spy_context: String,
+    pub conference_context: String,
+    pub dial_helper_context: String,
+    pub recordings_dir: String,
     pub parking_lot: String,
     pub parked_context: String,
 }
@@ -30,15 +35,29 @@ impl PbxNames {
             dial_context: a.dial_context.clone(),
             stasis_context: a.stasis_context.clone(),
             voicemail_context: a.voicemail_context.clone(),
+            spy_context: a.spy_context.clone(),
+            conference_context: a.conference_context.clone(),
+            dial_helper_context: a.dial_helper_context.clone(),
+            recordings_dir: a.recordings_dir.clone(),
             parking_lot: a.parking_lot.clone(),
             parked_context: a.parked_context.clone(),
         }
     }
 }
 
-/// A phone to ring for an originate: its dial string, how long, and what it shows.
+/// Who an originate rings.
+#[derive(Clone, Copy)]
+pub enum Callee<'a> {
+    /// A phone terminal, rung directly at its endpoint.
+    Phone(&'a Extension),
+    /// A number, dialed through the PBX's dial context as its own calls are (a Local
+    /// channel), so the PBX's routes and trunks apply.
+    Number(&'a str),
+}
+
+/// A phone to ring for an originate: who, how long, and what it shows.
 pub struct Ring<'a> {
-    pub phone: &'a Extension,
+    pub callee: Callee<'a>,
     pub wait_ms: u64,
     pub caller_id: Option<&'a CallerId>,
     /// The id the new channel gets (also its call's linkedid).
@@ -55,18 +74,21 @@ pub struct Pbx {
     next: AtomicUsize,
     ari: AriRest,
     names: PbxNames,
-}
-
-/// The PJSIP dial string of an extension.
-fn dial_string(ext: &Extension) -> String {
-    format!("PJSIP/{}", ext.endpoint)
+    /// The dialplan uapid installs (see `crate::dialplan`).
+    own_dialplan: Vec<Line>,
 }
 
 impl Pbx {
     /// `pool`: the AMI sessions, the one that carries the events first.
-    pub fn new(pool: Vec<AmiClient>, ari: AriRest, names: PbxNames) -> Pbx {
+    pub fn new(
+        pool: Vec<AmiClient>,
+        ari: AriRest,
+        names: PbxNames,
+        own_dialplan: Vec<Line>,
+    ) -> Pbx {
         let events = pool.first().expect("one AMI session").clone();
         Pbx {
+            own_dialplan,
             events,
             matched: Mutex::default(),
             pool,
@@ -78,6 +100,14 @@ impl Pbx {
 
     pub fn names(&self) -> &PbxNames {
         &self.names
+    }
+
+    /// The channel an originate to `callee` creates.
+    fn dial_string(&self, callee: Callee<'_>) -> String {
+        match callee {
+            Callee::Phone(ext) => format!("PJSIP/{}", ext.endpoint),
+            Callee::Number(n) => format!("Local/{n}@{}", self.names.dial_context),
+        }
     }
 
     /// An AMI action that must succeed, on the next connected session of the pool (the
@@ -99,11 +129,33 @@ impl Pbx {
     }
 
     /// Whether `context` has an extension matching `exten` (AMI ShowDialPlan, which
-    /// follows includes and patterns), so that nobody is sent to a number the dialplan
-    /// would hang up. A match is remembered for a minute. When the AMI user may not read
-    /// the dialplan, uapid cannot tell and says yes (`uapid doctor` reports it).
+    /// follows includes and patterns). When the AMI user may not read the dialplan,
+    /// uapid cannot tell and says yes (`uapid doctor` reports it).
+    async fn lookup(&self, context: &str, exten: &str) -> Result<bool, PbxError> {
+        let show = Message::new()
+            .with("Action", "ShowDialPlan")
+            .with("Context", context)
+            .with("Extension", exten);
+        match self.ami(show).await {
+            Ok(reply) => Ok(reply
+                .events
+                .iter()
+                .any(|e| e.event() == Some("ListDialplan"))),
+            Err(PbxError::Refused(m)) if m.starts_with("Did not find") => Ok(false),
+            Err(PbxError::Refused(m)) if m.to_ascii_lowercase().contains("permission") => {
+                tracing::warn!(
+                    "the AMI user may not read the dialplan: destinations are not checked"
+                );
+                Ok(true)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the dial context matches a destination, so that nobody is sent to a
+    /// number the dialplan would hang up. A match is remembered for ten seconds.
     pub async fn dialplan_matches(&self, context: &str, exten: &str) -> Result<bool, PbxError> {
-        const REMEMBER: Duration = Duration::from_secs(60);
+        const REMEMBER: Duration = Duration::from_secs(10);
         let key = (context.to_string(), exten.to_string());
         {
             let m = self.matched.lock().unwrap_or_else(|e| e.into_inner());
@@ -111,24 +163,7 @@ impl Pbx {
                 return Ok(true);
             }
         }
-        let show = Message::new()
-            .with("Action", "ShowDialPlan")
-            .with("Context", context)
-            .with("Extension", exten);
-        let found = match self.ami(show).await {
-            Ok(reply) => reply
-                .events
-                .iter()
-                .any(|e| e.event() == Some("ListDialplan")),
-            Err(PbxError::Refused(m)) if m.starts_with("Did not find") => false,
-            Err(PbxError::Refused(m)) if m.to_ascii_lowercase().contains("permission") => {
-                tracing::warn!(
-                    "the AMI user may not read the dialplan: destinations are not checked"
-                );
-                true
-            }
-            Err(e) => return Err(e),
-        };
+        let found = self.lookup(context, exten).await?;
         if found {
             let mut m = self.matched.lock().unwrap_or_else(|e| e.into_inner());
             m.retain(|_, at| at.elapsed() < REMEMBER);
@@ -137,11 +172,21 @@ impl Pbx {
         Ok(found)
     }
 
-    /// Fails unless `context` has `exten`: a step of uapid's own (hold, voicemail,
-    /// unpark) whose dialplan the PBX lacks would drop the call it moves.
+    /// Fails unless `context` has `exten` now (not remembered: a dialplan reload wipes
+    /// what uapid installed, and a Redirect into a missing context hangs the call up).
+    /// uapid's own contexts are installed again when missing.
     pub async fn require_dialplan(&self, context: &str, exten: &str) -> Result<(), PbxError> {
-        if self.dialplan_matches(context, exten).await? {
+        if self.lookup(context, exten).await? {
             return Ok(());
+        }
+        if self.own_dialplan.iter().any(|l| l.context == context) {
+            crate::dialplan::install(self.pick_ami(), &self.own_dialplan).await?;
+            if self.lookup(context, exten).await? {
+                tracing::info!(
+                    "uapid's dialplan was missing (a dialplan reload?); installed again"
+                );
+                return Ok(());
+            }
         }
         Err(PbxError::Failed(format!(
             "the PBX's dialplan has no {exten} in context {context}; nothing was done (see uapid doctor)"
@@ -203,7 +248,8 @@ impl Pbx {
         app: &str,
         data: &str,
     ) -> Result<(), PbxError> {
-        let m = Self::originate(&ring)
+        let m = self
+            .originate(&ring)
             .with("Application", app)
             .with("Data", data);
         self.ami(m).await.map(drop)
@@ -218,7 +264,8 @@ impl Pbx {
         exten: &str,
         vars: &[String],
     ) -> Result<(), PbxError> {
-        let mut m = Self::originate(&ring)
+        let mut m = self
+            .originate(&ring)
             .with("Context", context)
             .with("Exten", exten)
             .with("Priority", "1");
@@ -228,10 +275,10 @@ impl Pbx {
         self.ami(m).await.map(drop)
     }
 
-    fn originate(ring: &Ring<'_>) -> Message {
+    fn originate(&self, ring: &Ring<'_>) -> Message {
         let mut m = Message::new()
             .with("Action", "Originate")
-            .with("Channel", dial_string(ring.phone))
+            .with("Channel", self.dial_string(ring.callee))
             .with("Timeout", ring.wait_ms.to_string())
             .with("ChannelId", ring.channel_id)
             .with("Async", "true");
@@ -251,7 +298,7 @@ impl Pbx {
         context: &str,
         exten: &str,
     ) -> Result<(), PbxError> {
-        let endpoint = dial_string(ring.phone);
+        let endpoint = self.dial_string(ring.callee);
         let timeout = (ring.wait_ms / 1000).max(1).to_string();
         let shown = ring.caller_id.map(CallerId::to_asterisk);
         let mut q: Vec<(&str, &str)> = vec![
@@ -268,6 +315,53 @@ impl Pbx {
         }
         self.ari.post("/channels", &q).await.map(drop)?;
         Ok(())
+    }
+
+    /// Starts recording a channel, both directions mixed, into `file` (its extension
+    /// names the format: `.wav`, or `.wav49`, which Asterisk writes as `.WAV`).
+    pub async fn start_recording(&self, channel: &str, file: &str) -> Result<(), PbxError> {
+        let m = Message::new()
+            .with("Action", "MixMonitor")
+            .with("Channel", channel)
+            .with("File", file);
+        self.ami(m).await.map(drop)
+    }
+
+    /// Stops the recording of a channel.
+    pub async fn stop_recording(&self, channel: &str) -> Result<(), PbxError> {
+        let m = Message::new()
+            .with("Action", "StopMixMonitor")
+            .with("Channel", channel);
+        self.ami(m).await.map(drop)
+    }
+
+    /// Rings a phone over ARI, in the call of `originator`; on answer it runs uapid's
+    /// spy context: ChanSpy on `target` (a channel name) with `options`.
+    pub async fn ring_spy(
+        &self,
+        ring: Ring<'_>,
+        originator: &str,
+        target: &str,
+        options: &str,
+    ) -> Result<(), PbxError> {
+        let endpoint = self.dial_string(ring.callee);
+        let timeout = (ring.wait_ms / 1000).max(1).to_string();
+        let mut q: Vec<(&str, &str)> = vec![
+            ("endpoint", &endpoint),
+            ("context", &self.names.spy_context),
+            ("extension", "s"),
+            ("priority", "1"),
+            ("timeout", &timeout),
+            ("originator", originator),
+            ("channelId", ring.channel_id),
+        ];
+        let shown = ring.caller_id.map(CallerId::to_asterisk);
+        if let Some(s) = &shown {
+            q.push(("callerId", s));
+        }
+        let vars =
+            serde_json::json!({ "variables": { "UAPID_SPY": target, "UAPID_SPY_OPTS": options } });
+        Ok(self.ari.post_json("/channels", &q, &vars).await?)
     }
 
     /// Hangs a channel up; `false` when it was already gone.

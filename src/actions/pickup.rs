@@ -5,7 +5,7 @@
 //! `waitForPickup`, nothing changes.
 
 use super::input::{phone_terminal, Body, CallerId, ParseCtx, ViewId, WaitForPickup};
-use super::pbx::{new_channel_id, Ring};
+use super::pbx::{new_channel_id, Callee, Ring};
 use super::{ActionError, Ctx, Done, InputError, StateError};
 use crate::calls::ChanState;
 use crate::config::Extension;
@@ -52,7 +52,7 @@ impl PickUp {
         let shown = self.caller_id.clone().or(caller);
         let channel_id = new_channel_id();
         let ring = Ring {
-            phone: &self.send_call_to,
+            callee: Callee::Phone(&self.send_call_to),
             wait_ms: self.wait.millis(),
             caller_id: shown.as_ref(),
             channel_id: &channel_id,

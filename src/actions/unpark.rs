@@ -3,7 +3,7 @@
 //! parked, untouched.
 
 use super::input::{phone_terminal, Body, CallerId, ParseCtx, ViewId, WaitForPickup};
-use super::pbx::{new_channel_id, Ring};
+use super::pbx::{new_channel_id, Callee, Ring};
 use super::{ActionError, Ctx, Done, InputError, StateError};
 use crate::config::Extension;
 
@@ -48,7 +48,7 @@ impl UnPark {
         // from its first ring, so List shows it in the same call.
         let channel_id = new_channel_id();
         let ring = Ring {
-            phone: &self.send_call_to,
+            callee: Callee::Phone(&self.send_call_to),
             wait_ms: self.wait.millis(),
             caller_id: Some(&shown),
             channel_id: &channel_id,

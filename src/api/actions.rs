@@ -15,8 +15,14 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::target::{self, Target};
 use super::Shared;
-use crate::actions::{Action, CreateSimple, HangUp, InputError, ParseCtx};
+use std::sync::Arc;
+
+use crate::actions::{
+    requested_extension, Action, Body, ConferenceInvite, CreateCallback, CreateSimple, HangUp,
+    InputError, ParseCtx,
+};
 use crate::calls::{self_link, Scope};
+use crate::config::Account;
 
 fn json_body(body: &Bytes) -> Result<Value, ApiError> {
     if body.is_empty() {
@@ -145,6 +151,33 @@ async fn delete(
     Ok((StatusCode::ACCEPTED, Json(Value::Array(items))).into_response())
 }
 
+/// The extension a create request is made for, resolved like a path for the account
+/// (so it must be one the app may use), and the parsing context it speaks in.
+fn made_for(
+    s: &Shared,
+    account: Account,
+    user: &str,
+    ext: &str,
+) -> Result<(String, Option<u64>), ApiError> {
+    let target = target::resolve(&s.directory, account, user, ext)?;
+    let Scope::Extension(number) = target.scope else {
+        return Err(InputError::Extension("must be one phone terminal".into()).into());
+    };
+    Ok((number, target.org))
+}
+
+/// `202` with the calls created: `[{"id","extension","link"}]`.
+fn created(s: &Shared, ext: &crate::config::Extension, ids: &[Arc<str>]) -> Response {
+    let items: Vec<Value> = ids
+        .iter()
+        .map(|id| {
+            let link = self_link(&s.base_url, &ext.user.to_string(), &ext.number, id);
+            json!({ "id": &**id, "extension": ext.number, "link": link })
+        })
+        .collect();
+    (StatusCode::ACCEPTED, Json(Value::Array(items))).into_response()
+}
+
 pub async fn create_simple(
     State(s): State<Shared>,
     Path(user): Path<String>,
@@ -154,20 +187,70 @@ pub async fn create_simple(
 ) -> Result<Response, ApiError> {
     let account = super::authenticate(&s, &headers, &q)?;
     let body = json_body(&body)?;
-    // The phone that rings first must be one the app may use: resolved like a path.
-    let source = CreateSimple::requested_source(&body)?;
-    let target = target::resolve(&s.directory, account, &user, &source)?;
-    let Scope::Extension(source) = &target.scope else {
-        return Err(InputError::Extension("must be one phone terminal".into()).into());
+    let requested = requested_extension(&body)?;
+    let (source, org) = made_for(&s, account, &user, &requested)?;
+    let cx = ParseCtx {
+        dir: &s.directory,
+        org,
+    };
+    let create = CreateSimple::parse(&body, &q, &source, &cx)?;
+    let id = s.actions.create(&create).await?;
+    Ok(created(&s, &create.source, &[id]))
+}
+
+pub async fn create_callback(
+    State(s): State<Shared>,
+    Path(user): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let account = super::authenticate(&s, &headers, &q)?;
+    let body = json_body(&body)?;
+    let requested = Body::new(&body)?
+        .text("extension")
+        .ok()
+        .flatten()
+        .ok_or_else(|| {
+            InputError::Extension("(the phone the call is made for) is required".into())
+        })?;
+    let (owner, org) = made_for(&s, account, &user, &requested)?;
+    let cx = ParseCtx {
+        dir: &s.directory,
+        org,
+    };
+    let create = CreateCallback::parse(&body, &q, &owner, &cx)?;
+    let id = s.actions.callback(&create).await?;
+    Ok(created(&s, &create.owner, &[id]))
+}
+
+pub async fn create_conference_invite(
+    State(s): State<Shared>,
+    Path(user): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let account = super::authenticate(&s, &headers, &q)?;
+    let body = json_body(&body)?;
+    let requested = Body::new(&body)?.text("extension").ok().flatten();
+    // Made for the body's extension when it names one, else for the path's user.
+    let (owner, org) = match &requested {
+        Some(ext) => {
+            let (n, org) = made_for(&s, account, &user, ext)?;
+            (s.directory.extensions.get(&n).cloned(), org)
+        }
+        None => {
+            let target = target::resolve(&s.directory, account, &user, "@self")?;
+            (None, target.org)
+        }
     };
     let cx = ParseCtx {
         dir: &s.directory,
-        org: target.org,
+        org,
     };
-    let create = CreateSimple::parse(&body, &q, source, &cx)?;
-    let id = s.actions.create(&create).await?;
-    let src = &create.source;
-    let link = self_link(&s.base_url, &src.user.to_string(), &src.number, &id);
-    let item = json!({ "id": &*id, "extension": src.number, "link": link });
-    Ok((StatusCode::ACCEPTED, Json(json!([item]))).into_response())
+    let invite = ConferenceInvite::parse(&body, &q, owner, &cx)?;
+    let ids = s.actions.invite(&invite).await?;
+    let ext = invite.owner.as_ref().unwrap_or(&invite.conference);
+    Ok(created(&s, ext, &ids))
 }

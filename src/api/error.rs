@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use crate::actions::{ActionError, InputError, PbxError};
+use crate::actions::{ActionError, InputError, PbxError, StateError};
 
 /// Every UAPI error code uapid answers with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +43,12 @@ pub enum Code {
     DestinationInvalid,
     PhoneNumberInvalid,
     StateInvalid,
+    RecordingActive,
+    RecordingInactive,
+    FormatInvalid,
+    PrivateInvalid,
+    ConferenceInvalid,
+    PinInvalid,
     Busy,
     OperationFailed,
     OperationUnconfirmed,
@@ -82,6 +88,12 @@ impl Code {
             Code::DestinationInvalid => "pc_destination_invalid",
             Code::PhoneNumberInvalid => "phone_number_invalid",
             Code::StateInvalid => "pc_phonecall_state_invalid",
+            Code::RecordingActive => "pc_recording_active",
+            Code::RecordingInactive => "pc_recording_inactive",
+            Code::FormatInvalid => "pc_format_invalid",
+            Code::PrivateInvalid => "pc_private_invalid",
+            Code::ConferenceInvalid => "pc_conference_invalid",
+            Code::PinInvalid => "pc_pin_invalid",
             Code::Busy => "pc_phonecall_busy",
             Code::OperationFailed => "pc_operation_failed",
             Code::OperationUnconfirmed => "pc_operation_unconfirmed",
@@ -142,15 +154,10 @@ impl IntoResponse for ApiError {
 impl From<InputError> for ApiError {
     fn from(e: InputError) -> ApiError {
         let code = match &e {
-            InputError::NotJson(_) | InputError::NotAnObject => Code::RequestInvalid,
-            InputError::NoAction | InputError::UnknownAction(_) => Code::ActionInvalid,
-            InputError::NotImplemented(_) => {
-                return ApiError::new(
-                    StatusCode::NOT_IMPLEMENTED,
-                    Code::RequestNotImplemented,
-                    e.to_string(),
-                )
+            InputError::NotJson(_) | InputError::NotAnObject | InputError::Flag(_) => {
+                Code::RequestInvalid
             }
+            InputError::NoAction | InputError::UnknownAction(_) => Code::ActionInvalid,
             InputError::View => Code::PhoneCallViewInvalid,
             InputError::ParkTimeout => Code::ParkTimeoutInvalid,
             InputError::WaitForPickup(_) => Code::TimeoutInvalid,
@@ -163,6 +170,10 @@ impl From<InputError> for ApiError {
             InputError::Source(_) => Code::SourceInvalid,
             InputError::Destination(_) => Code::DestinationInvalid,
             InputError::PhoneNumber => Code::PhoneNumberInvalid,
+            InputError::Format => Code::FormatInvalid,
+            InputError::Private => Code::PrivateInvalid,
+            InputError::Conference(_) => Code::ConferenceInvalid,
+            InputError::Pin => Code::PinInvalid,
         };
         ApiError::bad_request(code, e.to_string())
     }
@@ -188,8 +199,13 @@ impl From<ActionError> for ApiError {
         match e {
             ActionError::Input(i) => i.into(),
             ActionError::Pbx(p) => p.into(),
-            ActionError::State(_) => {
-                ApiError::new(StatusCode::CONFLICT, Code::StateInvalid, message)
+            ActionError::State(s) => {
+                let code = match s {
+                    StateError::AlreadyRecording => Code::RecordingActive,
+                    StateError::NotRecording => Code::RecordingInactive,
+                    _ => Code::StateInvalid,
+                };
+                ApiError::new(StatusCode::CONFLICT, code, message)
             }
             ActionError::NoSuchCall => ApiError::bad_request(Code::PhoneCallInvalid, message),
             ActionError::NoSuchView => ApiError::bad_request(Code::PhoneCallViewInvalid, message),

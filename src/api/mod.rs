@@ -64,6 +64,14 @@ pub(crate) fn router(state: Shared) -> Router {
                 .route(
                     &format!("{prefix}/{{user}}/simple{slash}"),
                     post(actions::create_simple),
+                )
+                .route(
+                    &format!("{prefix}/{{user}}/callback{slash}"),
+                    post(actions::create_callback),
+                )
+                .route(
+                    &format!("{prefix}/{{user}}/conferenceInvite{slash}"),
+                    post(actions::create_conference_invite),
                 );
         }
     }

@@ -28,7 +28,7 @@ fn app() -> Router {
     let dir = Arc::new(Directory::build(&s.directory).unwrap());
     let (calls, _inputs, _task) = Calls::spawn(dir.clone(), &a.app);
     let (ami, _task) = AmiClient::spawn(a.ami(&[]), tokio::sync::mpsc::unbounded_channel().0);
-    let pbx = Pbx::new(vec![ami], a.ari_rest(), PbxNames::from_settings(&a));
+    let pbx = Pbx::new(vec![ami], a.ari_rest(), PbxNames::from_settings(&a), vec![]);
     let actions = Arc::new(Actions::new(pbx, calls.clone(), dir.clone()));
     router(Arc::new(AppState {
         directory: dir,
@@ -422,9 +422,30 @@ async fn every_bad_action_body_gets_its_code() {
         put(json!([1, 2]), 400, "request_invalid"),
         put(json!("not an object"), 400, "request_invalid"),
         put(
+            json!({"action":"Whisper","sendCallTo":"024","private":"2"}),
+            400,
+            "pc_private_invalid",
+        ),
+        put(
+            json!({"action":"Monitor","sendCallTo":"0003*999"}),
+            400,
+            "pc_sendcallto_invalid",
+        ),
+        put(json!({"action":"BargeIn"}), 400, "pc_sendcallto_invalid"),
+        put(
+            json!({"action":"StartRecording","format":"mp3"}),
+            400,
+            "pc_format_invalid",
+        ),
+        put(
+            json!({"action":"StopRecording","phoneCallViewId":"x"}),
+            400,
+            "pc_phonecallview_invalid",
+        ),
+        put(
             json!({"action":"Whisper","sendCallTo":"024"}),
-            501,
-            "request_not_implemented",
+            400,
+            "pc_phonecall_invalid",
         ),
         // A well-formed action on a call that does not exist (or is out of reach).
         put(

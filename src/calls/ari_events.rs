@@ -220,6 +220,7 @@ impl Tracker {
             answered: (s.state == ChanState::Up).then_some(s.when),
             hold: None,
             held_since: None,
+            recording: None,
             dialed_by: None,
             dialed_number: None,
         };

@@ -17,7 +17,7 @@ pub use scope::Scope;
 pub use snapshot::{CallSnapshot, Leg, LegState};
 pub use state::{
     phone_call_id, uapid_bridge_call, uapid_bridge_name, CallState, ChanState, Input, Note, Party,
-    HOLD_VAR,
+    HOLD_VAR, RECORDING_VAR,
 };
 pub use tracker::Tracker;
 

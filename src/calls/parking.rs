@@ -1,5 +1,5 @@
-//! The tracker fed by AMI: the parking lot's events (ARI reports none) and the
-//! ParkedCalls listing that follows each AMI login.
+//! The tracker fed by AMI: the parking lot's events (ARI reports none), the
+//! ParkedCalls listing that follows each AMI login, and recordings (MixMonitor).
 
 use super::state::*;
 use super::tracker::Tracker;
@@ -43,6 +43,19 @@ impl Tracker {
                     if self.parked.remove(uid).is_some() {
                         self.refresh_call_of(uid);
                     }
+                }
+            }
+            "MixMonitorStart" => {
+                if let Some(c) = m.get("Uniqueid").and_then(|u| self.channels.get_mut(u)) {
+                    c.recording.get_or_insert(Recording {
+                        since: at,
+                        extension: None,
+                    });
+                }
+            }
+            "MixMonitorStop" => {
+                if let Some(c) = m.get("Uniqueid").and_then(|u| self.channels.get_mut(u)) {
+                    c.recording = None;
                 }
             }
             "ParkedCallsComplete" => {

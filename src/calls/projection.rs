@@ -65,6 +65,8 @@ pub struct PhoneCallView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub answered: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub recording: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub parked: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parked_pos: Option<String>,
@@ -307,6 +309,7 @@ fn view(t: &Tracker, call: &CallState, s: &Shared<'_>, ext: &str, index: usize) 
             .as_ref()
             .map(format_time),
         answered: own.and_then(|c| c.answered).as_ref().map(format_time),
+        recording: t.recording_for(call, ext).as_ref().map(format_time),
         parked: parked.map(|p| format_time(&p.since)),
         parked_pos: parked.map(|p| p.space.clone()),
         parked_by: parked.map(|_| ext.to_string()),

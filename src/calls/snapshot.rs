@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::state::{ChanState, ParkedState, Party};
+use super::state::{ChanState, ParkedState, Party, Recording};
 use super::tracker::Tracker;
 use crate::config::Directory;
 
@@ -26,6 +26,10 @@ pub struct Leg {
     pub held_by_uapid: bool,
     /// This leg holds another party of the call.
     pub holding: bool,
+    /// This leg listens in on another (BargeIn, Whisper, Monitor: ChanSpy).
+    pub spying: bool,
+    /// The recording running on this leg.
+    pub recording: Option<Recording>,
     pub caller_name: String,
     pub caller_number: String,
 }
@@ -39,6 +43,8 @@ impl Leg {
     pub fn uapid_state(&self) -> LegState {
         if self.parked.is_some() {
             LegState::Parked
+        } else if self.spying {
+            LegState::Spying
         } else if self.held_by_uapid {
             LegState::Held
         } else if self.holding {
@@ -65,6 +71,8 @@ pub enum LegState {
     Held,
     /// Holding the other party (in the call's uapid bridge).
     Holding,
+    /// Listening in on the call (BargeIn, Whisper, Monitor).
+    Spying,
 }
 
 /// One call: its extensions (the views, "01" first), its legs and, per view, the leg
@@ -104,6 +112,8 @@ impl CallSnapshot {
                     in_stasis: t.in_uapid(ch),
                     held_by_uapid: t.held_by_uapid(ch),
                     holding: t.holding(ch),
+                    spying: ch.app == "ChanSpy",
+                    recording: ch.recording.clone(),
                     caller_name: ch.caller.name.to_string(),
                     caller_number: ch.caller.number.to_string(),
                 }
@@ -137,9 +147,10 @@ impl CallSnapshot {
         self.legs.get((*self.view_legs.get(i)?)?)
     }
 
-    /// The party `leg` talks to: the one in its bridge, else the other answered leg.
+    /// The party `leg` talks to: the one in its bridge, else the other answered leg (a
+    /// phone listening in is nobody's party).
     pub fn peer_of(&self, leg: &Leg) -> Option<&Leg> {
-        let other = |l: &&Leg| l.id != leg.id && l.party != leg.party;
+        let other = |l: &&Leg| l.id != leg.id && l.party != leg.party && !l.spying;
         if let Some(b) = &leg.bridge {
             if let Some(p) = self
                 .legs
@@ -154,6 +165,16 @@ impl CallSnapshot {
             .iter()
             .filter(other)
             .find(|l| l.state == ChanState::Up && l.parked.is_none())
+    }
+
+    /// The recording `ext`'s view shows (one started for that view, or of unknown
+    /// origin), and the leg it runs on.
+    pub fn recording_for(&self, ext: &str) -> Option<&Leg> {
+        self.legs.iter().find(|l| {
+            l.recording
+                .as_ref()
+                .is_some_and(|r| r.extension.as_deref().is_none_or(|e| e == ext))
+        })
     }
 
     /// The leg of a party named by number (full or short extension, or public number).

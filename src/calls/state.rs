@@ -38,6 +38,26 @@ pub enum Note {
     Held { channel: String, at: Time },
     /// `channel` is no longer held by uapid.
     Unheld { channel: String },
+    /// uapid started recording `channel` (MixMonitor) for `extension`'s view at `at`.
+    Recording {
+        channel: String,
+        extension: String,
+        at: Time,
+    },
+    /// uapid stopped the recording of `channel`.
+    NotRecording { channel: String },
+    /// uapid created the call of `channel` for `extension` (a callback or a conference
+    /// invite, whose parties may all be public numbers): the call shows in that
+    /// extension's view.
+    Owner { channel: String, extension: String },
+}
+
+/// A recording running on a channel (MixMonitor).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recording {
+    pub since: Time,
+    /// The extension whose view started it, when uapid started it.
+    pub extension: Option<String>,
 }
 
 /// Asterisk's channel states.
@@ -96,6 +116,8 @@ pub struct ChannelState {
     pub answered: Option<Time>,
     /// Since when this channel holds its peer (ChannelHold, or uapid's OnHold).
     pub hold: Option<Time>,
+    /// The recording running on this channel, if any.
+    pub recording: Option<Recording>,
     /// Since when uapid keeps this channel on hold (from uapid's note; after a restart,
     /// from the channel variable uapid set), when it does.
     pub held_since: Option<Time>,
@@ -204,6 +226,10 @@ pub fn uapid_bridge_name(call: &str) -> String {
 /// The channel variable uapid sets on a party it holds: when the hold began (Unix
 /// seconds), read back after a restart.
 pub const HOLD_VAR: &str = "UAPID_HOLD_AT";
+
+/// The channel variable uapid sets on a channel it records: `<Unix seconds>,<extension>`
+/// (emptied when it stops), read back after a restart.
+pub const RECORDING_VAR: &str = "UAPID_RECORDING";
 
 /// The call a uapid bridge belongs to, from its name.
 pub fn uapid_bridge_call(name: &str) -> Option<&str> {

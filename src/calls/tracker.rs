@@ -33,6 +33,8 @@ pub struct Tracker {
     app: Text,
     /// The uapid bridge of each call that has one (see [`uapid_bridge_name`]).
     pub(super) uapid_bridges: HashMap<Arc<str>, Text>,
+    /// The extension uapid created a channel's call for (`Note::Owner`), by channel id.
+    owners: HashMap<Text, String>,
     pub(super) channels: HashMap<Text, ChannelState>,
     pub(super) bridges: HashMap<Text, BridgeState>,
     pub(super) parked: HashMap<Text, ParkedState>,
@@ -75,6 +77,7 @@ impl Tracker {
             dir,
             app: Text::from(app),
             uapid_bridges: HashMap::default(),
+            owners: HashMap::default(),
             channels: HashMap::default(),
             bridges: HashMap::default(),
             parked: HashMap::default(),
@@ -223,6 +226,17 @@ impl Tracker {
             .then(|| ch.held_since.or(ch.answered).unwrap_or(ch.created))
     }
 
+    /// When the recording that `ext`'s view shows began: one uapid started for that
+    /// view, or one of unknown origin (shown on every view), on a channel of the call.
+    pub fn recording_for(&self, call: &CallState, ext: &str) -> Option<Time> {
+        call.channels
+            .iter()
+            .filter_map(|c| self.channels.get(c)?.recording.as_ref())
+            .filter(|r| r.extension.as_deref().is_none_or(|e| e == ext))
+            .map(|r| r.since)
+            .min()
+    }
+
     /// Whether uapid left this channel alone, so that it must end it as Dial() would
     /// have: it runs in uapid's application, is not parked (a parked call waits in the
     /// lot, whoever left) and no other channel is left in its call.
@@ -277,6 +291,32 @@ impl Tracker {
             Note::Unheld { channel } => {
                 if let Some(c) = self.channels.get_mut(channel.as_str()) {
                     c.held_since = None;
+                }
+            }
+            Note::Recording {
+                channel,
+                extension,
+                at,
+            } => {
+                if let Some(c) = self.channels.get_mut(channel.as_str()) {
+                    let since = c.recording.as_ref().map_or(at, |r| r.since.min(at));
+                    c.recording = Some(Recording {
+                        since,
+                        extension: Some(extension),
+                    });
+                }
+            }
+            Note::Owner { channel, extension } => {
+                // Bounded: an originate that never made its channel leaves its entry.
+                if self.owners.len() >= 65_536 {
+                    self.owners.clear();
+                }
+                self.owners.insert(Text::from(channel.as_str()), extension);
+                self.refresh_call_of(&channel);
+            }
+            Note::NotRecording { channel } => {
+                if let Some(c) = self.channels.get_mut(channel.as_str()) {
+                    c.recording = None;
                 }
             }
         }
@@ -375,6 +415,7 @@ impl Tracker {
     }
 
     pub(super) fn remove_channel(&mut self, id: &str) {
+        self.owners.remove(id);
         let Some(c) = self.channels.remove(id) else {
             return;
         };
@@ -472,6 +513,9 @@ impl Tracker {
         for c in chans {
             if let Some(x) = self.extension_of(c) {
                 push(&x.number);
+            }
+            if let Some(n) = self.owners.get(&c.id) {
+                push(n);
             }
             if let Some(n) = self
                 .parked

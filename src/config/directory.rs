@@ -40,10 +40,13 @@ pub struct Extension {
     pub user: u64,
     pub organization: u64,
     pub kind: ExtensionKind,
+    /// The PJSIP endpoint (every phone terminal has one).
     pub endpoint: String,
     pub mailbox: Option<String>,
-    /// The number the PBX's dial context knows it by.
+    /// The number the PBX's dial context knows it by (for a conference: its room).
     pub dial: String,
+    /// A conference's PIN.
+    pub pin: Option<Secret>,
 }
 
 /// One OAuth app, resolved.
@@ -141,6 +144,13 @@ impl Directory {
                 e.number, org.code
             ));
         }
+        let endpoint = e.endpoint.clone().unwrap_or_default();
+        if endpoint.is_empty() && e.kind == ExtensionKind::PhoneTerminal {
+            return invalid(format!(
+                "extension {}: a phone terminal needs its endpoint (the PJSIP endpoint that rings it)",
+                e.number
+            ));
+        }
         if let Some(d) = &e.dial {
             let ok = |b: u8| b.is_ascii_digit() || b"*#+".contains(&b);
             if d.is_empty() || d.len() > 32 || !d.bytes().all(ok) {
@@ -155,16 +165,18 @@ impl Directory {
             user: e.user,
             organization: user.organization,
             kind: e.kind,
-            endpoint: e.endpoint.clone(),
+            endpoint: endpoint.clone(),
             mailbox: e.mailbox.clone(),
             dial: e.dial.clone().unwrap_or_else(|| short.to_string()),
+            pin: e.pin.clone(),
         };
-        if self
-            .ext_by_endpoint
-            .insert(e.endpoint.clone(), e.number.clone())
-            .is_some()
+        if !endpoint.is_empty()
+            && self
+                .ext_by_endpoint
+                .insert(endpoint.clone(), e.number.clone())
+                .is_some()
         {
-            return invalid(format!("endpoint {} is used twice", e.endpoint));
+            return invalid(format!("endpoint {endpoint} is used twice"));
         }
         if self.extensions.insert(e.number.clone(), ext).is_some() {
             return invalid(format!("extension {} is listed twice", e.number));
@@ -253,4 +265,14 @@ impl Directory {
             Account::User(u) => self.users.get(&u).map(|u| u.organization),
         }
     }
+}
+
+/// Compares secrets without stopping at the first differing byte.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut diff = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0));
+    }
+    diff == 0
 }

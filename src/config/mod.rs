@@ -91,6 +91,19 @@ pub struct AsteriskSettings {
     /// A context whose `s` extension runs `VoiceMail(${UAPID_MAILBOX},u)`.
     #[serde(default = "default_voicemail_context")]
     pub voicemail_context: String,
+    /// uapid's context for BargeIn, Whisper and Monitor (ChanSpy).
+    #[serde(default = "default_spy_context")]
+    pub spy_context: String,
+    /// Where Asterisk writes recordings (StartRecording), as Asterisk sees its disk.
+    #[serde(default = "default_recordings_dir")]
+    pub recordings_dir: String,
+    /// uapid's context a created call goes through on its way to the dial context (it
+    /// sets the caller id the destination sees).
+    #[serde(default = "default_dial_helper_context")]
+    pub dial_helper_context: String,
+    /// uapid's context for conference invites (ConfBridge).
+    #[serde(default = "default_conference_context")]
+    pub conference_context: String,
     #[serde(default = "default_parking_lot")]
     pub parking_lot: String,
     /// The context of the lot's spaces (res_parking.conf `context`).
@@ -153,6 +166,18 @@ fn default_stasis_context() -> String {
 fn default_voicemail_context() -> String {
     "uapid-voicemail".into()
 }
+fn default_recordings_dir() -> String {
+    "/var/spool/asterisk/monitor/uapid".into()
+}
+fn default_dial_helper_context() -> String {
+    "uapid-dial".into()
+}
+fn default_spy_context() -> String {
+    "uapid-spy".into()
+}
+fn default_conference_context() -> String {
+    "uapid-conference".into()
+}
 fn default_parking_lot() -> String {
     "default".into()
 }
@@ -207,14 +232,18 @@ pub struct ExtensionConfig {
     pub number: String,
     pub user: u64,
     pub kind: ExtensionKind,
-    /// The PJSIP endpoint that rings this extension.
-    pub endpoint: String,
+    /// The PJSIP endpoint that rings this extension (required for a phone terminal).
+    #[serde(default)]
+    pub endpoint: Option<String>,
     #[serde(default)]
     pub mailbox: Option<String>,
     /// The number the PBX's dial context knows this extension by (what a transfer or a
     /// click-to-call dials); default: its short number (`210` for `0003*210`).
     #[serde(default)]
     pub dial: Option<String>,
+    /// A conference's PIN (kind `conference`): conference invites must give it.
+    #[serde(default)]
+    pub pin: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -285,7 +314,7 @@ mod tests {
     fn defaults_build_a_directory() {
         let s = Settings::defaults();
         let d = Directory::build(&s.directory).unwrap();
-        assert_eq!(d.extensions.len(), 4);
+        assert_eq!(d.extensions.len(), 5);
         assert_eq!(
             d.extension_by_endpoint("0003_024").unwrap().number,
             "0003*024"

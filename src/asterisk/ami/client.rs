@@ -92,6 +92,8 @@ pub const TRACKED_EVENTS: &[&str] = &[
     "ParkedCallGiveUp",
     "ParkedCallSwap",
     "OriginateResponse",
+    "MixMonitorStart",
+    "MixMonitorStop",
 ];
 
 const ACTION_TIMEOUT: Duration = Duration::from_secs(10);

@@ -116,6 +116,19 @@ impl AriRest {
         serde_json::from_str(&text).map_err(|e| AriError::Decode(e.to_string()))
     }
 
+    /// POST with query parameters and a JSON body (ARI takes channel variables only
+    /// there).
+    pub async fn post_json(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        body: &serde_json::Value,
+    ) -> Result<(), AriError> {
+        self.send(self.http.post(self.url(path)).query(query).json(body))
+            .await?;
+        Ok(())
+    }
+
     pub async fn put_json(&self, path: &str, body: &serde_json::Value) -> Result<(), AriError> {
         self.send(self.http.put(self.url(path)).json(body)).await?;
         Ok(())
