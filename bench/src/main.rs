@@ -71,8 +71,10 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)].as_secs_f64() * 1000.0
 }
 
+/// The repository: this package lives in its `bench/` directory.
 fn repo() -> String {
-    env!("CARGO_MANIFEST_DIR").to_string()
+    let bench = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    bench.parent().unwrap_or(bench).display().to_string()
 }
 
 // ---------------------------------------------------------------------------------------
