@@ -1,0 +1,62 @@
+//! The one place the benchmark names the library's listing and scope API: a tracker
+//! built on the default directory, whose calls a page shows, and the page itself. When
+//! that API changes, this file is what follows it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use uapid::api::list::{list, ListQuery};
+use uapid::api::target::Target;
+use uapid::calls::Tracker;
+use uapid::config::{Directory, Settings};
+
+/// A tracker on the default settings' directory (the sandbox's accounts).
+pub fn new_tracker() -> Tracker {
+    Tracker::new(Arc::new(
+        Directory::build(&Settings::defaults().directory).expect("directory"),
+    ))
+}
+
+/// Whose calls a List page shows.
+pub struct Scope(Target);
+
+impl Scope {
+    /// Every call: an admin's page.
+    pub fn all() -> Scope {
+        Scope(Target::All)
+    }
+
+    /// One user's calls.
+    pub fn user(id: u64) -> Scope {
+        Scope(Target::User(id))
+    }
+}
+
+/// List pages with the default query (the first page, 20 calls).
+pub struct Pages {
+    query: ListQuery,
+}
+
+impl Default for Pages {
+    fn default() -> Pages {
+        Pages {
+            query: ListQuery::parse(&HashMap::new()).expect("default query"),
+        }
+    }
+}
+
+impl Pages {
+    /// A page of `scope`'s calls, built from `t` and serialized as uapid answers
+    /// `GET /uapi/phoneCalls/@me/@self`.
+    pub fn page(&self, t: &Tracker, scope: &Scope) -> Vec<u8> {
+        let c = list(
+            t,
+            &scope.0,
+            None,
+            &self.query,
+            "http://127.0.0.1:8090",
+            "/uapi/phoneCalls/@me/@self",
+        );
+        serde_json::to_vec(&c).expect("serializes")
+    }
+}
