@@ -1,12 +1,15 @@
 //! Part 2: action overhead. Park, UnPark and Transfer through uapid vs the same
 //! operation sent straight to Asterisk, each timed until Asterisk reports the outcome
-//! and until the operation passes the tap.
+//! and until the operation passes the tap. One helper, [`Pbx::time_each`], times all
+//! three; what differs between them is in [`Action`] and in the direct operation.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use uapid::asterisk::ami::Message;
+use uapid::asterisk::ari::Channel;
 
 use super::calls::{all_talking, hangup_all, legs, uapid_shows, until, Call};
 use super::http::put;
@@ -15,8 +18,6 @@ use super::Pbx;
 use crate::machine::{cpu_ticks, steal_percent};
 use crate::stats::{median_difference_interval, summary};
 
-type Samples = HashMap<&'static str, Vec<Duration>>;
-
 /// How long an action may take to show in Asterisk's events.
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -24,32 +25,91 @@ const WAIT: Duration = Duration::from_secs(20);
 /// streams at once leave less noise on a millisecond-sized difference.
 const PER: usize = 10;
 
+/// One of the timed actions.
+struct Action {
+    /// Its name in the table and the results, and the tap's mark for it.
+    name: &'static str,
+    /// The UAPI action, for messages.
+    uapi: &'static str,
+    /// The UAPI request's body.
+    body: fn() -> Value,
+    /// The AMI event that reports it done for the 024 leg.
+    event: &'static str,
+    /// The direct operation as the tap sees it, for messages.
+    direct: &'static str,
+}
+
+const PARK: Action = Action {
+    name: "park",
+    uapi: "Park",
+    body: || json!({"action":"Park","maxInParking":3600,"phoneCallViewId":"01"}),
+    event: "ParkedCall",
+    direct: "Park",
+};
+
+/// The parked legs (024) go to 211.
+const UNPARK: Action = Action {
+    name: "unpark",
+    uapi: "UnPark",
+    body: || json!({"action":"UnPark","sendCallTo":"0003*211","waitForPickup":20,"phoneCallViewId":"01"}),
+    event: "UnParkedCall",
+    direct: "originate",
+};
+
+/// 211 hands 024 over to 212.
+const TRANSFER: Action = Action {
+    name: "transfer",
+    uapi: "Transfer",
+    body: || json!({"action":"Transfer","sendCallTo":"0003*212","transferFromNumber":"0003*211","transferNumber":"0003*024"}),
+    event: "DialBegin",
+    direct: "Redirect",
+};
+
+/// Times from an action's start, on one path (via uapid or direct).
+#[derive(Default)]
+struct Timings {
+    /// Until Asterisk's event.
+    event: Vec<Duration>,
+    /// Until the operation passed the tap.
+    tap: Vec<Duration>,
+}
+
+/// One action's times on both paths.
+#[derive(Default)]
+struct Samples {
+    uapid: Timings,
+    direct: Timings,
+}
+
+#[derive(Default)]
+struct AllSamples {
+    park: Samples,
+    unpark: Samples,
+    transfer: Samples,
+}
+
 impl Pbx {
     /// `rounds` rounds of [`PER`] calls; each call takes every action once, half of the
     /// calls through uapid and half directly, alternating by round.
     pub(super) async fn action_overhead(&self, rounds: usize) -> Value {
-        let mut t = Samples::new();
+        let mut all = AllSamples::default();
         let began = cpu_ticks();
         for round in 0..rounds {
-            self.action_round(round, &mut t).await;
+            self.action_round(round, &mut all).await;
         }
         let mut overhead = json!({ "cpu_steal_percent": steal_percent(began, cpu_ticks()) });
-        for action in ["park", "unpark", "transfer"] {
-            let (u, d, o50, o99) = pair(
-                &mut t,
-                &format!("{action}_uapid"),
-                &format!("{action}_direct"),
-            );
-            let (du, dd, d50, d99) = pair(
-                &mut t,
-                &format!("{action}_uapid_door"),
-                &format!("{action}_direct_door"),
-            );
+        for (action, s) in [
+            (&PARK, all.park),
+            (&UNPARK, all.unpark),
+            (&TRANSFER, all.transfer),
+        ] {
+            let (u, d, o50, o99) = pair(s.uapid.event, s.direct.event);
+            let (du, dd, d50, d99) = pair(s.uapid.tap, s.direct.tap);
             if rounds == 0 {
                 continue;
             }
-            print_action(action, (&u, &d, o50, o99), (&du, &dd, d50, d99));
-            overhead[action] = json!({
+            print_action(action.name, (&u, &d, o50, o99), (&du, &dd, d50, d99));
+            overhead[action.name] = json!({
                 "until_event": { "uapid": u, "direct": d, "overhead_p50_ms": o50, "overhead_p99_ms": o99 },
                 "until_operation_reaches_asterisk": { "uapid": du, "direct": dd, "overhead_p50_ms": d50, "overhead_p99_ms": d99 },
             });
@@ -57,11 +117,12 @@ impl Pbx {
         overhead
     }
 
-    async fn action_round(&self, round: usize, t: &mut Samples) {
+    async fn action_round(&self, round: usize, all: &mut AllSamples) {
         let _c = calls_from_210("024", PER, 6210, 31000);
         let calls = legs(&self.ari, PER).await;
         uapid_shows(&self.http, &self.admin, PER, "answered", all_talking).await;
-        self.park_each(&calls, round, t).await;
+        self.time_each(&PARK, &calls, round, &mut all.park, |c| self.park_direct(c))
+            .await;
         let lot = {
             let v: Value = self.ari.get("/bridges").await.expect("bridges");
             v.as_array()
@@ -73,9 +134,143 @@ impl Pbx {
             vs.iter().any(|v| v.get("parked").is_some())
         })
         .await;
-        // UnPark: the parked legs (024) go to 211.
-        self.unpark_each(&calls, round, t).await;
-        // Transfer: 211 hands 024 over to 212.
+        let parked = self.parking_spaces().await;
+        let chans = self.ari.channels().await.expect("channels");
+        let unpark = |c| self.unpark_direct(c, &parked, &chans);
+        self.time_each(&UNPARK, &calls, round, &mut all.unpark, unpark)
+            .await;
+        self.all_bridged().await;
+        uapid_shows(&self.http, &self.admin, PER, "with 211 talking", |vs| {
+            vs.iter()
+                .any(|v| v["extension"] == "0003*211" && v["status"] == "5")
+        })
+        .await;
+        let chans = self.ari.channels().await.expect("channels");
+        let transfer = |c| self.transfer_direct(c, &chans);
+        self.time_each(&TRANSFER, &calls, round, &mut all.transfer, transfer)
+            .await;
+        hangup_all(&self.ari).await;
+        self.seen.clear();
+        self.tap.clear();
+    }
+
+    /// The timing helper: `action` on each of `calls`, through uapid or with `direct`
+    /// (alternating by call and by round); the time until Asterisk's event and until the
+    /// operation passed the tap, into `s`.
+    async fn time_each<'c, F: Future<Output = ()>>(
+        &self,
+        action: &Action,
+        calls: &'c [Call],
+        round: usize,
+        s: &mut Samples,
+        direct: impl Fn(&'c Call) -> F,
+    ) {
+        for (i, c) in calls.iter().enumerate() {
+            let via = (i + round).is_multiple_of(2);
+            let t0 = Instant::now();
+            if via {
+                let (st, _, text) = put(&self.http, &self.admin, &c.id, (action.body)()).await;
+                assert_eq!(st, 202, "{} via uapid: {text}", action.uapi);
+            } else {
+                direct(c).await;
+            }
+            let at = self
+                .seen
+                .wait(action.event, &c.leg024, WAIT)
+                .await
+                .expect(action.event);
+            let passed = self
+                .tap
+                .first(action.name, t0)
+                .unwrap_or_else(|| panic!("{} passed the tap", action.direct));
+            let path = if via { &mut s.uapid } else { &mut s.direct };
+            path.event.push(at - t0);
+            path.tap.push(passed - t0);
+        }
+    }
+
+    async fn park_direct(&self, c: &Call) {
+        self.ops
+            .request(
+                Message::new()
+                    .with("Action", "Park")
+                    .with("Channel", &c.leg024)
+                    .with("TimeoutChannel", &c.leg210)
+                    .with("Timeout", "3600000"),
+            )
+            .await
+            .expect("AMI Park");
+    }
+
+    /// An ARI originate from 211 into the call's parking space, as uapid's UnPark does.
+    async fn unpark_direct(&self, c: &Call, parked: &HashMap<String, String>, chans: &[Channel]) {
+        let space = parked.get(&c.leg024).expect("parked space").clone();
+        let originator = chans
+            .iter()
+            .find(|ch| ch.name == *c.leg024)
+            .map(|ch| ch.id.clone())
+            .unwrap_or_default();
+        self.ari_ops
+            .post(
+                "/channels",
+                &[
+                    ("endpoint", "PJSIP/0003_211"),
+                    ("context", "parkedcalls"),
+                    ("extension", &space),
+                    ("priority", "1"),
+                    ("timeout", "20"),
+                    ("originator", &originator),
+                ],
+            )
+            .await
+            .expect("ARI originate");
+    }
+
+    /// AMI Redirect of 024 to 212, then the second step as uapid takes it: the
+    /// transferring party (211) leaves.
+    async fn transfer_direct(&self, c: &Call, chans: &[Channel]) {
+        self.ops
+            .request(
+                Message::new()
+                    .with("Action", "Redirect")
+                    .with("Channel", &c.leg024)
+                    .with("Context", "phones")
+                    .with("Exten", "0003*212")
+                    .with("Priority", "1"),
+            )
+            .await
+            .expect("AMI Redirect");
+        let lid = chans
+            .iter()
+            .find(|ch| ch.name == *c.leg024)
+            .and_then(|ch| ch.linkedid().map(str::to_string));
+        if let Some(ch) = chans.iter().find(|ch| {
+            ch.name.starts_with("PJSIP/0003_211-") && ch.linkedid().map(str::to_string) == lid
+        }) {
+            let _ = self.ari_ops.hangup(&ch.id).await;
+        }
+    }
+
+    /// The parking space of each parked leg, by the leg's name.
+    async fn parking_spaces(&self) -> HashMap<String, String> {
+        let r = self
+            .ami
+            .request(Message::new().with("Action", "ParkedCalls"))
+            .await
+            .expect("ParkedCalls");
+        r.events
+            .iter()
+            .filter_map(|e| {
+                Some((
+                    e.get("ParkeeChannel")?.to_string(),
+                    e.get("ParkingSpace")?.to_string(),
+                ))
+            })
+            .collect()
+    }
+
+    /// Waits until every unparked call is bridged two-way again (with 211).
+    async fn all_bridged(&self) {
         until("every unparked call bridged", 60, || async {
             let b: Value = self.ari.get("/bridges").await.ok()?;
             let n: usize = b
@@ -87,193 +282,12 @@ impl Pbx {
             (n == 2 * PER).then_some(())
         })
         .await;
-        uapid_shows(&self.http, &self.admin, PER, "with 211 talking", |vs| {
-            vs.iter()
-                .any(|v| v["extension"] == "0003*211" && v["status"] == "5")
-        })
-        .await;
-        self.transfer_each(&calls, round, t).await;
-        hangup_all(&self.ari).await;
-        self.seen.clear();
-        self.tap.clear();
-    }
-
-    async fn park_each(&self, calls: &[Call], round: usize, t: &mut Samples) {
-        for (i, c) in calls.iter().enumerate() {
-            let via = (i + round).is_multiple_of(2);
-            let t0 = Instant::now();
-            if via {
-                let (st, _, text) = put(
-                    &self.http,
-                    &self.admin,
-                    &c.id,
-                    json!({"action":"Park","maxInParking":3600,"phoneCallViewId":"01"}),
-                )
-                .await;
-                assert_eq!(st, 202, "Park via uapid: {text}");
-            } else {
-                self.ops
-                    .request(
-                        Message::new()
-                            .with("Action", "Park")
-                            .with("Channel", &c.leg024)
-                            .with("TimeoutChannel", &c.leg210)
-                            .with("Timeout", "3600000"),
-                    )
-                    .await
-                    .expect("AMI Park");
-            }
-            let at = self
-                .seen
-                .wait("ParkedCall", &c.leg024, WAIT)
-                .await
-                .expect("ParkedCall");
-            t.entry(if via { "park_uapid" } else { "park_direct" })
-                .or_default()
-                .push(at - t0);
-            let door = self.tap.first("park", t0).expect("Park passed the tap");
-            t.entry(if via {
-                "park_uapid_door"
-            } else {
-                "park_direct_door"
-            })
-            .or_default()
-            .push(door - t0);
-        }
-    }
-
-    async fn unpark_each(&self, calls: &[Call], round: usize, t: &mut Samples) {
-        let parked: HashMap<String, String> = {
-            let r = self
-                .ami
-                .request(Message::new().with("Action", "ParkedCalls"))
-                .await
-                .expect("ParkedCalls");
-            r.events
-                .iter()
-                .filter_map(|e| {
-                    Some((
-                        e.get("ParkeeChannel")?.to_string(),
-                        e.get("ParkingSpace")?.to_string(),
-                    ))
-                })
-                .collect()
-        };
-        let chans = self.ari.channels().await.expect("channels");
-        for (i, c) in calls.iter().enumerate() {
-            let via = (i + round).is_multiple_of(2);
-            let t0 = Instant::now();
-            if via {
-                let (st, _, text) = put(&self.http, &self.admin, &c.id, json!({"action":"UnPark","sendCallTo":"0003*211","waitForPickup":20,"phoneCallViewId":"01"})).await;
-                assert_eq!(st, 202, "UnPark via uapid: {text}");
-            } else {
-                let space = parked.get(&c.leg024).expect("parked space").clone();
-                let originator = chans
-                    .iter()
-                    .find(|ch| ch.name == *c.leg024)
-                    .map(|ch| ch.id.clone())
-                    .unwrap_or_default();
-                self.ari_ops
-                    .post(
-                        "/channels",
-                        &[
-                            ("endpoint", "PJSIP/0003_211"),
-                            ("context", "parkedcalls"),
-                            ("extension", &space),
-                            ("priority", "1"),
-                            ("timeout", "20"),
-                            ("originator", &originator),
-                        ],
-                    )
-                    .await
-                    .expect("ARI originate");
-            }
-            let at = self
-                .seen
-                .wait("UnParkedCall", &c.leg024, WAIT)
-                .await
-                .expect("UnParkedCall");
-            t.entry(if via { "unpark_uapid" } else { "unpark_direct" })
-                .or_default()
-                .push(at - t0);
-            let door = self
-                .tap
-                .first("unpark", t0)
-                .expect("originate passed the tap");
-            t.entry(if via {
-                "unpark_uapid_door"
-            } else {
-                "unpark_direct_door"
-            })
-            .or_default()
-            .push(door - t0);
-        }
-    }
-
-    async fn transfer_each(&self, calls: &[Call], round: usize, t: &mut Samples) {
-        let chans = self.ari.channels().await.expect("channels");
-        for (i, c) in calls.iter().enumerate() {
-            let via = (i + round).is_multiple_of(2);
-            let t0 = Instant::now();
-            if via {
-                let (st, _, text) = put(&self.http, &self.admin, &c.id, json!({"action":"Transfer","sendCallTo":"0003*212","transferFromNumber":"0003*211","transferNumber":"0003*024"})).await;
-                assert_eq!(st, 202, "Transfer via uapid: {text}");
-            } else {
-                self.ops
-                    .request(
-                        Message::new()
-                            .with("Action", "Redirect")
-                            .with("Channel", &c.leg024)
-                            .with("Context", "phones")
-                            .with("Exten", "0003*212")
-                            .with("Priority", "1"),
-                    )
-                    .await
-                    .expect("AMI Redirect");
-                // The second step, as uapid takes it: the transferring party leaves.
-                let lid = chans
-                    .iter()
-                    .find(|ch| ch.name == *c.leg024)
-                    .and_then(|ch| ch.linkedid().map(str::to_string));
-                if let Some(ch) = chans.iter().find(|ch| {
-                    ch.name.starts_with("PJSIP/0003_211-")
-                        && ch.linkedid().map(str::to_string) == lid
-                }) {
-                    let _ = self.ari_ops.hangup(&ch.id).await;
-                }
-            }
-            let at = self
-                .seen
-                .wait("DialBegin", &c.leg024, WAIT)
-                .await
-                .expect("DialBegin");
-            t.entry(if via {
-                "transfer_uapid"
-            } else {
-                "transfer_direct"
-            })
-            .or_default()
-            .push(at - t0);
-            let door = self
-                .tap
-                .first("transfer", t0)
-                .expect("Redirect passed the tap");
-            t.entry(if via {
-                "transfer_uapid_door"
-            } else {
-                "transfer_direct_door"
-            })
-            .or_default()
-            .push(door - t0);
-        }
     }
 }
 
-/// The samples `u` (via uapid) and `d` (direct) summarized, the uapid side with the 95%
-/// interval of the p50 difference; the differences of p50 and of p99.
-fn pair(t: &mut Samples, u: &str, d: &str) -> (Value, Value, f64, f64) {
-    let mut take = |k: &str| t.remove(k).unwrap_or_default();
-    let (mut us, mut ds) = (take(u), take(d));
+/// The samples via uapid and direct summarized, the uapid side with the 95% interval
+/// of the p50 difference; the differences of p50 and of p99.
+fn pair(mut us: Vec<Duration>, mut ds: Vec<Duration>) -> (Value, Value, f64, f64) {
     let ci = median_difference_interval(&us, &ds);
     let (mut u, d) = (summary(&mut us), summary(&mut ds));
     u["p50_minus_direct_p50_95ci_ms"] = json!(ci);
