@@ -4,15 +4,22 @@
 use std::process::Command;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use crate::results::Machine;
 
 /// The machine a run was made on, and when.
-pub fn describe() -> Value {
-    json!({
-        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-        "cpu": std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())),
-        "when": chrono::Local::now().to_rfc3339(),
-    })
+pub fn describe() -> Machine {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|c| {
+        c.lines()
+            .find(|l| l.starts_with("model name"))
+            .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+    });
+    Machine {
+        cores: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        cpu,
+        when: chrono::Local::now().to_rfc3339(),
+    }
 }
 
 /// This process's resident memory, in KiB.

@@ -15,13 +15,14 @@
 mod listing;
 mod machine;
 mod pbx;
+mod results;
 mod stats;
 mod tap;
 mod tracker;
 
 use std::io::Write;
 
-use serde_json::{json, Value};
+use results::Results;
 
 /// The repository: this package lives in its `bench/` directory.
 fn repo() -> String {
@@ -52,34 +53,39 @@ fn main() {
         let n: usize = value_of(&args, "--tracker-size")
             .and_then(|n| n.parse().ok())
             .expect("--tracker-size N");
-        println!("{}", tracker::tracker_size(n));
+        let size = tracker::tracker_size(n);
+        println!("{}", serde_json::to_string(&size).expect("json"));
         return;
     }
     let quick = args.iter().any(|a| a == "--quick");
     let out = value_of(&args, "--out").unwrap_or_else(|| format!("{}/bench/results.json", repo()));
     let only = value_of(&args, "--only");
 
-    let mut results = json!({ "machine": machine::describe(), "quick": quick });
+    let mut results = Results {
+        machine: machine::describe(),
+        quick,
+        tracker: None,
+        pbx: None,
+    };
     if only.as_deref().is_none_or(|o| o == "tracker") {
-        results["tracker"] = tracker::section(quick);
+        results.tracker = Some(tracker::section(quick));
     }
     if only.as_deref().is_none_or(|o| o.starts_with("pbx")) {
         let rt = tokio::runtime::Runtime::new().expect("runtime");
-        results["pbx"] = rt.block_on(pbx::run(quick, only.as_deref()));
+        results.pbx = Some(rt.block_on(pbx::run(quick, only.as_deref())));
     }
     write(&out, &results);
     println!("wrote {out}");
 }
 
-fn write(out: &str, results: &Value) {
+/// Writes `results` as pretty JSON. It goes through `serde_json::Value`, whose objects
+/// keep their keys sorted: the file lists them in the same order from run to run (and
+/// as before the results were typed), so two runs diff line by line.
+fn write(out: &str, results: &Results) {
     if let Some(dir) = std::path::Path::new(out).parent() {
         let _ = std::fs::create_dir_all(dir);
     }
+    let value = serde_json::to_value(results).expect("json");
     let mut f = std::fs::File::create(out).expect("write results");
-    writeln!(
-        f,
-        "{}",
-        serde_json::to_string_pretty(results).expect("json")
-    )
-    .expect("write");
+    writeln!(f, "{}", serde_json::to_string_pretty(&value).expect("json")).expect("write");
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use crate::results::Summary;
 
 /// p-th percentile (0..=100) of durations, in milliseconds.
 pub fn pct(sorted: &[Duration], p: f64) -> f64 {
@@ -15,9 +15,16 @@ pub fn pct(sorted: &[Duration], p: f64) -> f64 {
 }
 
 /// Count, p50, p90, p99 and max of `v`, in milliseconds (sorts `v`).
-pub fn summary(v: &mut [Duration]) -> Value {
+pub fn summary(v: &mut [Duration]) -> Summary {
     v.sort();
-    json!({ "n": v.len(), "p50_ms": pct(v, 50.0), "p90_ms": pct(v, 90.0), "p99_ms": pct(v, 99.0), "max_ms": pct(v, 100.0) })
+    Summary {
+        n: v.len(),
+        p50_ms: pct(v, 50.0),
+        p90_ms: pct(v, 90.0),
+        p99_ms: pct(v, 99.0),
+        max_ms: pct(v, 100.0),
+        p50_minus_direct_p50_95ci_ms: None,
+    }
 }
 
 /// A 95% bootstrap interval of median(`a`) − median(`b`), in ms: how far the

@@ -6,12 +6,13 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use uapid::calls::{Input, Tracker};
 
 use crate::listing::{new_tracker, Pages, Scope};
 use crate::machine::{cpu_ticks, rss_kib, steal_percent, thread_cpu};
 use crate::repo;
+use crate::results::{TrackerFigures, TrackerSize};
 use crate::stats::pct;
 
 /// The recorded call as JSON lines, and the ids to rename per synthetic call.
@@ -131,7 +132,7 @@ fn page_times(t: &Tracker, scope: &Scope) -> (f64, f64) {
 }
 
 /// In a fresh process: `n` answered calls tracked; memory and List cost.
-pub fn tracker_size(n: usize) -> Value {
+pub fn tracker_size(n: usize) -> TrackerSize {
     let tpl = template();
     let base = rss_kib();
     let mut t = new_tracker();
@@ -144,19 +145,22 @@ pub fn tracker_size(n: usize) -> Value {
     let used = rss_kib().saturating_sub(base);
     let (admin50, admin99) = page_times(&t, &Scope::all());
     let (user50, user99) = page_times(&t, &Scope::user(12));
-    json!({
-        "calls": n,
-        "rss_kib": used,
-        "bytes_per_call": used as f64 * 1024.0 / n as f64,
-        "list_admin_p50_ms": admin50, "list_admin_p99_ms": admin99,
-        "list_user_p50_ms": user50, "list_user_p99_ms": user99,
-    })
+    TrackerSize {
+        calls: n,
+        rss_kib: used,
+        bytes_per_call: used as f64 * 1024.0 / n as f64,
+        list_admin_p50_ms: admin50,
+        list_admin_p99_ms: admin99,
+        list_user_p50_ms: user50,
+        list_user_p99_ms: user99,
+    }
 }
 
 /// The replay, repeated: the CPU this runs on is shared (see `cpu_ticks`); the median is
 /// the figure, the spread is shown beside it. The rate per second of the thread's own
-/// CPU time leaves out the time the core was taken away from it.
-fn replay(quick: bool) -> Value {
+/// CPU time leaves out the time the core was taken away from it. The sizes are left for
+/// [`section`] to fill in.
+fn replay(quick: bool) -> TrackerFigures {
     let (reps, calls) = if quick { (2, 2_000) } else { (5, 20_000) };
     let before = cpu_ticks();
     let (mut runs, mut cpu_runs) = (Vec::new(), Vec::new());
@@ -178,60 +182,59 @@ fn replay(quick: bool) -> Value {
         cpu_runs[0],
         cpu_runs[cpu_runs.len() - 1],
     );
-    json!({
-        "events_per_second": eps,
-        "events_per_second_runs": runs,
-        "events_per_cpu_second": cpu_eps,
-        "events_per_cpu_second_runs": cpu_runs,
-        "cpu_steal_percent": steal,
-        "events": events,
-    })
+    TrackerFigures {
+        events_per_second: eps,
+        events_per_second_runs: runs,
+        events_per_cpu_second: cpu_eps,
+        events_per_cpu_second_runs: cpu_runs,
+        cpu_steal_percent: steal,
+        events,
+        sizes: Vec::new(),
+        list_growth_largest_vs_1k: f64::NAN,
+        index: INDEX,
+    }
 }
 
 /// [`tracker_size`] in a child process per size: memory freed by a previous size cannot
 /// hide growth.
-fn size_probe(n: usize) -> Value {
+fn size_probe(n: usize) -> TrackerSize {
     let out = Command::new(std::env::current_exe().expect("own path"))
         .args(["--tracker-size", &n.to_string()])
         .output()
         .expect("run the size probe");
-    let v: Value = serde_json::from_slice(&out.stdout)
+    let v: TrackerSize = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|_| panic!("size probe: {}", String::from_utf8_lossy(&out.stderr)));
     println!(
         "tracker: {:>7} calls: {:>8.0} B/call   List page p50 admin {:.3} ms, user {:.3} ms (p99 {:.3} / {:.3})",
         n,
-        v["bytes_per_call"].as_f64().unwrap_or(0.0),
-        v["list_admin_p50_ms"].as_f64().unwrap_or(0.0),
-        v["list_user_p50_ms"].as_f64().unwrap_or(0.0),
-        v["list_admin_p99_ms"].as_f64().unwrap_or(0.0),
-        v["list_user_p99_ms"].as_f64().unwrap_or(0.0),
+        v.bytes_per_call,
+        v.list_admin_p50_ms,
+        v.list_user_p50_ms,
+        v.list_admin_p99_ms,
+        v.list_user_p99_ms,
     );
     v
 }
 
-pub fn section(quick: bool) -> Value {
+/// How the List index works, written beside the figures.
+const INDEX: &str = "per scope (all, organization, user, extension) a BTreeSet ordered by (published, id); a page walks it from the start";
+
+pub fn section(quick: bool) -> TrackerFigures {
     let mut figures = replay(quick);
     let sizes: &[usize] = if quick {
         &[1_000, 10_000]
     } else {
         &[1_000, 10_000, 100_000]
     };
-    let rows: Vec<Value> = sizes.iter().map(|&n| size_probe(n)).collect();
-    let first = rows
-        .first()
-        .and_then(|r| r["list_admin_p50_ms"].as_f64())
-        .unwrap_or(f64::NAN);
-    let last = rows
-        .last()
-        .and_then(|r| r["list_admin_p50_ms"].as_f64())
-        .unwrap_or(f64::NAN);
+    let rows: Vec<TrackerSize> = sizes.iter().map(|&n| size_probe(n)).collect();
+    let p50 = |r: Option<&TrackerSize>| r.map_or(f64::NAN, |r| r.list_admin_p50_ms);
+    let (first, last) = (p50(rows.first()), p50(rows.last()));
     println!(
         "tracker: List p50 at the largest size / at 1k: {:.2}x",
         last / first
     );
-    figures["sizes"] = json!(rows);
-    figures["list_growth_largest_vs_1k"] = json!(last / first);
-    figures["index"] = json!("per scope (all, organization, user, extension) a BTreeSet ordered by (published, id); a page walks it from the start");
+    figures.sizes = rows;
+    figures.list_growth_largest_vs_1k = last / first;
     figures
 }
 
@@ -246,8 +249,12 @@ mod tests {
         assert!(eps.is_finite() && eps > 0.0);
         assert!(cpu_eps.is_finite() && cpu_eps > 0.0);
         let v = super::tracker_size(200);
-        assert_eq!(v["calls"], 200);
-        assert!(v["list_admin_p50_ms"].as_f64().is_some_and(|t| t > 0.0));
-        assert!(v["list_user_p50_ms"].as_f64().is_some_and(|t| t > 0.0));
+        assert_eq!(v.calls, 200);
+        assert!(v.list_admin_p50_ms > 0.0);
+        assert!(v.list_user_p50_ms > 0.0);
+        // What the size probe's child prints, its parent reads back.
+        let line = serde_json::to_string(&v).expect("json");
+        let back: crate::results::TrackerSize = serde_json::from_str(&line).expect("reads back");
+        assert_eq!((back.calls, back.rss_kib), (v.calls, v.rss_kib));
     }
 }

@@ -16,6 +16,7 @@ use super::http::put;
 use super::sandbox::calls_from_210;
 use super::Pbx;
 use crate::machine::{cpu_ticks, steal_percent};
+use crate::results::{ActionFigures, ActionOverhead, Comparison};
 use crate::stats::{median_difference_interval, summary};
 
 /// How long an action may take to show in Asterisk's events.
@@ -91,30 +92,29 @@ struct AllSamples {
 impl Pbx {
     /// `rounds` rounds of [`PER`] calls; each call takes every action once, half of the
     /// calls through uapid and half directly, alternating by round.
-    pub(super) async fn action_overhead(&self, rounds: usize) -> Value {
+    pub(super) async fn action_overhead(&self, rounds: usize) -> ActionOverhead {
         let mut all = AllSamples::default();
         let began = cpu_ticks();
         for round in 0..rounds {
             self.action_round(round, &mut all).await;
         }
-        let mut overhead = json!({ "cpu_steal_percent": steal_percent(began, cpu_ticks()) });
-        for (action, s) in [
-            (&PARK, all.park),
-            (&UNPARK, all.unpark),
-            (&TRANSFER, all.transfer),
-        ] {
-            let (u, d, o50, o99) = pair(s.uapid.event, s.direct.event);
-            let (du, dd, d50, d99) = pair(s.uapid.tap, s.direct.tap);
-            if rounds == 0 {
-                continue;
-            }
-            print_action(action.name, (&u, &d, o50, o99), (&du, &dd, d50, d99));
-            overhead[action.name] = json!({
-                "until_event": { "uapid": u, "direct": d, "overhead_p50_ms": o50, "overhead_p99_ms": o99 },
-                "until_operation_reaches_asterisk": { "uapid": du, "direct": dd, "overhead_p50_ms": d50, "overhead_p99_ms": d99 },
-            });
+        let cpu_steal_percent = steal_percent(began, cpu_ticks());
+        let figures = |action: &Action, s: Samples| {
+            let f = ActionFigures {
+                until_event: compare(s.uapid.event, s.direct.event),
+                until_operation_reaches_asterisk: compare(s.uapid.tap, s.direct.tap),
+            };
+            (rounds > 0).then(|| {
+                print_action(action.name, &f);
+                f
+            })
+        };
+        ActionOverhead {
+            cpu_steal_percent,
+            park: figures(&PARK, all.park),
+            unpark: figures(&UNPARK, all.unpark),
+            transfer: figures(&TRANSFER, all.transfer),
         }
-        overhead
     }
 
     async fn action_round(&self, round: usize, all: &mut AllSamples) {
@@ -286,36 +286,33 @@ impl Pbx {
 }
 
 /// The samples via uapid and direct summarized, the uapid side with the 95% interval
-/// of the p50 difference; the differences of p50 and of p99.
-fn pair(mut us: Vec<Duration>, mut ds: Vec<Duration>) -> (Value, Value, f64, f64) {
+/// of the p50 difference (drawn from the samples in the order they were taken).
+fn compare(mut us: Vec<Duration>, mut ds: Vec<Duration>) -> Comparison {
     let ci = median_difference_interval(&us, &ds);
-    let (mut u, d) = (summary(&mut us), summary(&mut ds));
-    u["p50_minus_direct_p50_95ci_ms"] = json!(ci);
-    let f = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
-    let (o50, o99) = (
-        f(&u, "p50_ms") - f(&d, "p50_ms"),
-        f(&u, "p99_ms") - f(&d, "p99_ms"),
-    );
-    (u, d, o50, o99)
+    let (mut uapid, direct) = (summary(&mut us), summary(&mut ds));
+    uapid.p50_minus_direct_p50_95ci_ms = Some(ci);
+    Comparison {
+        overhead_p50_ms: uapid.p50_ms - direct.p50_ms,
+        overhead_p99_ms: uapid.p99_ms - direct.p99_ms,
+        uapid,
+        direct,
+    }
 }
 
-fn print_action(
-    action: &str,
-    (u, d, o50, o99): (&Value, &Value, f64, f64),
-    (du, dd, d50, d99): (&Value, &Value, f64, f64),
-) {
-    let f = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
-    let ci = |v: &Value, i: usize| {
-        v["p50_minus_direct_p50_95ci_ms"][i]
-            .as_f64()
-            .unwrap_or(f64::NAN)
+fn print_action(action: &str, f: &ActionFigures) {
+    let (e, o) = (&f.until_event, &f.until_operation_reaches_asterisk);
+    let ci = |c: &Comparison| {
+        c.uapid
+            .p50_minus_direct_p50_95ci_ms
+            .unwrap_or([f64::NAN; 2])
     };
+    let (eci, oci) = (ci(e), ci(o));
     println!(
-        "pbx: {action:<8} until Asterisk's event: via uapid p50 {:.2} ms p99 {:.2} ms | direct p50 {:.2} ms p99 {:.2} ms | difference p50 {o50:.2} ms (95% interval {:.2} to {:.2}) p99 {o99:.2} ms (n={})",
-        f(u, "p50_ms"), f(u, "p99_ms"), f(d, "p50_ms"), f(d, "p99_ms"), ci(u, 0), ci(u, 1), u["n"]
+        "pbx: {action:<8} until Asterisk's event: via uapid p50 {:.2} ms p99 {:.2} ms | direct p50 {:.2} ms p99 {:.2} ms | difference p50 {:.2} ms (95% interval {:.2} to {:.2}) p99 {:.2} ms (n={})",
+        e.uapid.p50_ms, e.uapid.p99_ms, e.direct.p50_ms, e.direct.p99_ms, e.overhead_p50_ms, eci[0], eci[1], e.overhead_p99_ms, e.uapid.n
     );
     println!(
-        "pbx: {action:<8} until the operation reaches Asterisk: via uapid p50 {:.3} ms p99 {:.3} ms | direct p50 {:.3} ms p99 {:.3} ms | uapid adds p50 {d50:.3} ms (95% interval {:.3} to {:.3}) p99 {d99:.3} ms",
-        f(du, "p50_ms"), f(du, "p99_ms"), f(dd, "p50_ms"), f(dd, "p99_ms"), ci(du, 0), ci(du, 1)
+        "pbx: {action:<8} until the operation reaches Asterisk: via uapid p50 {:.3} ms p99 {:.3} ms | direct p50 {:.3} ms p99 {:.3} ms | uapid adds p50 {:.3} ms (95% interval {:.3} to {:.3}) p99 {:.3} ms",
+        o.uapid.p50_ms, o.uapid.p99_ms, o.direct.p50_ms, o.direct.p99_ms, o.overhead_p50_ms, oci[0], oci[1], o.overhead_p99_ms
     );
 }

@@ -9,29 +9,23 @@ use super::calls::{all_talking, hangup_all, legs, uapid_shows, Call};
 use super::http::put;
 use super::sandbox::calls_from_210;
 use super::Pbx;
+use crate::results::{AllAtOnce, Concurrency};
 use crate::stats::summary;
 
 impl Pbx {
-    pub(super) async fn concurrency(&self, quick: bool) -> Value {
+    pub(super) async fn concurrency(&self, quick: bool) -> Concurrency {
         let n = if quick { 20 } else { 200 };
         let _c = calls_from_210("024", n, 6210, 31000);
         let calls = legs(&self.ari, n).await;
         uapid_shows(&self.http, &self.admin, n, "answered", all_talking).await;
-        let mut concurrency = json!({ "calls": n });
-        for (action, body, event) in [
-            (
-                "park",
-                json!({"action":"Park","maxInParking":3600,"phoneCallViewId":"01"}),
-                "ParkedCall",
-            ),
-            (
-                "unpark",
-                json!({"action":"UnPark","sendCallTo":"0003*211","waitForPickup":30,"phoneCallViewId":"01"}),
-                "UnParkedCall",
-            ),
-        ] {
-            concurrency[action] = self.all_at_once(&calls, n, action, body, event).await;
-        }
+        let park = json!({"action":"Park","maxInParking":3600,"phoneCallViewId":"01"});
+        let park = self
+            .all_at_once(&calls, n, "park", park, "ParkedCall")
+            .await;
+        let unpark = json!({"action":"UnPark","sendCallTo":"0003*211","waitForPickup":30,"phoneCallViewId":"01"});
+        let unpark = self
+            .all_at_once(&calls, n, "unpark", unpark, "UnParkedCall")
+            .await;
         // No call dropped: every parked leg talks to a 211 leg.
         let bridged: usize = {
             let b: Value = self.ari.get("/bridges").await.expect("bridges");
@@ -47,9 +41,13 @@ impl Pbx {
                 .unwrap_or(0)
         };
         println!("pbx: after UnPark all: {bridged} of {n} calls bridged two-way");
-        concurrency["bridged_after"] = json!(bridged);
         hangup_all(&self.ari).await;
-        concurrency
+        Concurrency {
+            calls: n,
+            park,
+            unpark,
+            bridged_after: bridged,
+        }
     }
 
     /// `action` (the UAPI `body`) on the `n` calls at once; done when Asterisk reports
@@ -61,7 +59,7 @@ impl Pbx {
         action: &str,
         body: Value,
         event: &str,
-    ) -> Value {
+    ) -> AllAtOnce {
         let start = Instant::now();
         let reqs: Vec<_> = calls
             .iter()
@@ -100,8 +98,14 @@ impl Pbx {
         let s = summary(&mut lat);
         println!(
             "pbx: {action} {n} calls at once: {errors} errors, {} of {n} done in {:.2} s, request p50 {:.2} ms p99 {:.2} ms",
-            done, wall.as_secs_f64(), s["p50_ms"].as_f64().unwrap_or(0.0), s["p99_ms"].as_f64().unwrap_or(0.0)
+            done, wall.as_secs_f64(), s.p50_ms, s.p99_ms
         );
-        json!({ "errors": errors, "done": done, "lost": n - done, "wall_s": wall.as_secs_f64(), "requests": s })
+        AllAtOnce {
+            errors,
+            done,
+            lost: n - done,
+            wall_s: wall.as_secs_f64(),
+            requests: s,
+        }
     }
 }

@@ -3,10 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::UAPID;
 use crate::machine::cpu_time;
+use crate::results::Load;
 use crate::stats::pct;
 
 /// The server a load is aimed at: its process and its CPU rate when idle.
@@ -37,7 +38,7 @@ pub async fn load(
     workers: usize,
     secs: f64,
     server: Server,
-) -> Value {
+) -> Load {
     let (cpu0, began) = (cpu_time(server.pid), Instant::now());
     let end = Instant::now() + Duration::from_secs_f64(secs);
     let mut tasks = Vec::new();
@@ -71,14 +72,14 @@ pub async fn load(
     let cpu = (cpu_time(server.pid) - cpu0).as_secs_f64()
         - server.idle_rate * began.elapsed().as_secs_f64();
     all.sort();
-    json!({
-        "requests": all.len(),
-        "p50_ms": pct(&all, 50.0),
-        "p90_ms": pct(&all, 90.0),
-        "p99_ms": pct(&all, 99.0),
-        "rps": all.len() as f64 / secs,
-        "server_cpu_us_per_request": (cpu.max(0.0) * 1e6 / all.len().max(1) as f64),
-    })
+    Load {
+        requests: all.len(),
+        p50_ms: pct(&all, 50.0),
+        p90_ms: pct(&all, 90.0),
+        p99_ms: pct(&all, 99.0),
+        rps: all.len() as f64 / secs,
+        server_cpu_us_per_request: cpu.max(0.0) * 1e6 / all.len().max(1) as f64,
+    }
 }
 
 /// An OAuth token for the app `id`.

@@ -14,7 +14,6 @@ mod seen;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use uapid::asterisk::ami::{AmiClient, AmiConfig};
 use uapid::asterisk::ari::AriRest;
@@ -24,19 +23,20 @@ use self::calls::{hangup_all, until};
 use self::sandbox::{e2e_lock, phone, sandbox, Proc};
 use self::seen::{listen, Seen};
 use crate::repo;
+use crate::results::PbxFigures;
 use crate::tap::Tap;
 
 /// Where the benchmark runs uapid.
 const UAPID: &str = "127.0.0.1:18090";
 
 /// `only`: `pbx-list`, `pbx-actions` or `pbx-concurrency` for one part.
-pub async fn run(quick: bool, only: Option<&str>) -> Value {
+pub async fn run(quick: bool, only: Option<&str>) -> PbxFigures {
     let part = |p: &str| only.is_none_or(|o| o == "pbx" || o == p);
     let pbx = Pbx::start().await;
 
     // 1. List beside ARI's GET /channels, with live calls.
     let _p024 = phone("024", 30000);
-    let list_rows = if part("pbx-list") {
+    let list = if part("pbx-list") {
         pbx.list(quick).await
     } else {
         Vec::new()
@@ -53,14 +53,19 @@ pub async fn run(quick: bool, only: Option<&str>) -> Value {
     } else {
         20
     };
-    let overhead = pbx.action_overhead(rounds).await;
+    let action_overhead = pbx.action_overhead(rounds).await;
 
     // 3. Every call parked at once, then every call unparked at once.
-    if !part("pbx-concurrency") {
-        return json!({ "list": list_rows, "action_overhead": overhead });
+    let concurrency = if part("pbx-concurrency") {
+        Some(pbx.concurrency(quick).await)
+    } else {
+        None
+    };
+    PbxFigures {
+        list,
+        action_overhead,
+        concurrency,
     }
-    let concurrency = pbx.concurrency(quick).await;
-    json!({ "list": list_rows, "action_overhead": overhead, "concurrency": concurrency })
 }
 
 /// The PBX with uapid in front of it, and what the parts measure with.
