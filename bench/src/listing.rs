@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use uapid::api::list::{list, ListQuery};
+use uapid::api::list::{list, Collection, Entry, ListQuery};
 use uapid::api::target::Target;
 use uapid::calls::Tracker;
 use uapid::config::{Directory, Settings};
@@ -46,17 +46,26 @@ impl Default for Pages {
 }
 
 impl Pages {
-    /// A page of `scope`'s calls, built from `t` and serialized as uapid answers
+    /// A page of `scope`'s calls, built from `t` as uapid builds its answer to
     /// `GET /uapi/phoneCalls/@me/@self`.
-    pub fn page(&self, t: &Tracker, scope: &Scope) -> Vec<u8> {
-        let c = list(
+    pub fn page(&self, t: &Tracker, scope: &Scope) -> Page {
+        Page(list(
             t,
             &scope.0,
             None,
             &self.query,
             "http://127.0.0.1:8090",
             "/uapi/phoneCalls/@me/@self",
-        );
-        serde_json::to_vec(&c).expect("serializes")
+        ))
+    }
+}
+
+/// A List page, built.
+pub struct Page(Collection<Entry>);
+
+impl Page {
+    /// The page as JSON, the body uapid would send.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.0).expect("serializes")
     }
 }
