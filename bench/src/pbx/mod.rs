@@ -166,17 +166,21 @@ fn start_uapid(tap_ami: &str, tap_ari: &str) -> Proc {
 
 /// An AMI session through the tap for the direct operations, with no events.
 async fn ops_session(settings: &Settings, tap_ami: &str) -> AmiClient {
-    let a = &settings.asterisk;
-    let (ops, _task) = AmiClient::spawn(
-        AmiConfig {
-            addr: tap_ami.to_string(),
-            user: a.ami_user.clone(),
-            secret: a.ami_secret.clone(),
-            events: vec!["None".to_string()],
-        },
-        mpsc::unbounded_channel().0,
-    );
+    let config = ami_config(settings, tap_ami, &["None"]);
+    let (ops, _task) = AmiClient::spawn(config, mpsc::unbounded_channel().0);
     let mut up = ops.connected_watch();
     let _ = tokio::time::timeout(Duration::from_secs(10), up.wait_for(|c| *c)).await;
     ops
+}
+
+/// An AMI session to `addr` as the settings' user, asking for `events`: the one place the
+/// benchmark fills in the library's `AmiConfig`.
+fn ami_config(settings: &Settings, addr: &str, events: &[&str]) -> AmiConfig {
+    let a = &settings.asterisk;
+    AmiConfig {
+        addr: addr.to_string(),
+        user: a.ami_user.clone(),
+        secret: a.ami_secret.clone(),
+        events: events.iter().map(|e| e.to_string()).collect(),
+    }
 }

@@ -6,8 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, Notify};
-use uapid::asterisk::ami::{AmiClient, AmiConfig, AmiNotice};
+use uapid::asterisk::ami::{AmiClient, AmiNotice};
 use uapid::config::Settings;
+
+use super::ami_config;
 
 /// AMI events by (event, channel) with when they arrived.
 #[derive(Clone, Default)]
@@ -50,21 +52,10 @@ impl Seen {
 /// An AMI session straight to Asterisk that notes the events in [`Seen`]; also used for
 /// queries (`ParkedCalls`).
 pub async fn listen(settings: &Settings) -> (AmiClient, Seen, tokio::task::JoinHandle<()>) {
-    let a = &settings.asterisk;
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let events = ["ParkedCall", "UnParkedCall", "DialBegin"]
-        .iter()
-        .map(|e| e.to_string())
-        .collect();
-    let (ami, task) = AmiClient::spawn(
-        AmiConfig {
-            addr: a.ami_addr.clone(),
-            user: a.ami_user.clone(),
-            secret: a.ami_secret.clone(),
-            events,
-        },
-        tx,
-    );
+    let events = ["ParkedCall", "UnParkedCall", "DialBegin"];
+    let config = ami_config(settings, &settings.asterisk.ami_addr, &events);
+    let (ami, task) = AmiClient::spawn(config, tx);
     let seen = Seen::default();
     let s2 = seen.clone();
     tokio::spawn(async move {
