@@ -124,8 +124,15 @@ impl Resync {
                         .iter()
                         .map(|c| (c.id.to_string(), c.name.to_string()))
                         .collect();
+                    // Answered before uapid started, and ari.conf gives no answer time.
+                    let up: Vec<(String, String)> = channels
+                        .iter()
+                        .filter(|c| c.state == "Up" && c.answered_var().is_none())
+                        .map(|c| (c.id.to_string(), c.name.to_string()))
+                        .collect();
                     let _ = self.out.send(Input::AriSnapshot { channels, bridges });
                     self.read_back(held, all).await;
+                    self.answer_times(up).await;
                     return;
                 }
                 Err(e) => {
@@ -184,6 +191,22 @@ impl Resync {
         }
     }
 
+    /// When channels already up were answered: the CDR knows (AMI Getvar evaluates
+    /// `CDR(answer,u)` on the channel). Without it the creation time stands in.
+    async fn answer_times(&self, up: Vec<(String, String)>) {
+        for (id, name) in up {
+            let Some(v) = self.getvar(&name, "CDR(answer,u)").await else {
+                continue;
+            };
+            let secs = v.trim().parse::<f64>().ok().filter(|s| *s > 0.0);
+            if let Some(at) = secs.and_then(|s| local_time(s as i64)) {
+                let _ = self
+                    .out
+                    .send(Input::Note(Note::Answered { channel: id, at }));
+            }
+        }
+    }
+
     async fn getvar(&self, channel: &str, var: &str) -> Option<String> {
         let get = Message::new()
             .with("Action", "Getvar")
@@ -209,12 +232,15 @@ async fn forward_ami(
         match n {
             AmiNotice::Connected => {
                 let _ = out.send(Input::AmiConnected);
-                // The listing's events reach the tracker through this same stream, in order.
+                // The listings' events reach the tracker through this same stream, in
+                // order: what is parked, and each channel's linkedid.
                 let ami = ami.clone();
                 tokio::spawn(async move {
-                    let action = Message::new().with("Action", "ParkedCalls");
-                    if let Err(e) = ami.send(action).await {
-                        tracing::warn!("AMI ParkedCalls failed: {e}");
+                    for list in ["ParkedCalls", "CoreShowChannels"] {
+                        let action = Message::new().with("Action", list);
+                        if let Err(e) = ami.send(action).await {
+                            tracing::warn!("AMI {list} failed: {e}");
+                        }
                     }
                 });
             }

@@ -161,7 +161,8 @@ async fn health(State(s): State<Shared>) -> Response {
         "ari": t.ari_up,
         "ami": t.ami_up,
         "calls": t.call_count(),
-        "linkedid": !t.linkedid_missing,
+        // Calls are grouped by linkedid: from ARI's channelvars, or from AMI.
+        "linkedid": !t.linkedid_missing || t.ami_up,
         "problems": problems,
     });
     let status = if t.ari_up && t.ami_up {

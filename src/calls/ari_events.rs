@@ -106,11 +106,56 @@ impl Tracker {
             return;
         };
         if p.dialed_by.is_none() {
-            p.dialed_by = Some(caller.id);
+            let untold = !p.linkedid_told && p.linkedid == p.id;
+            p.dialed_by = Some(caller.id.clone());
             if !caller.dialplan.exten.is_empty() {
                 p.dialed_number = Some(caller.dialplan.exten);
             }
-            self.refresh_call_of(&id);
+            // A dialed channel inherits its caller's linkedid: until Asterisk tells it,
+            // the peer joins the caller's call.
+            let callers = self.channels.get(&caller.id).map(|c| c.linkedid.clone());
+            match callers {
+                Some(l) if untold && l != id => self.relink(&id, &l),
+                _ => self.refresh_call_of(&id),
+            }
+        }
+    }
+
+    /// Moves a channel into the call of `linkedid`.
+    pub(super) fn relink(&mut self, id: &str, linkedid: &str) {
+        let Some(c) = self.channels.get_mut(id) else {
+            return;
+        };
+        if c.linkedid == linkedid {
+            return;
+        }
+        let call: Arc<str> = Arc::from(phone_call_id(linkedid));
+        let old = std::mem::replace(&mut c.call, call);
+        c.linkedid = Text::from(linkedid);
+        self.attach(id, Some(old));
+    }
+
+    /// AMI told a channel's linkedid (Newchannel, CoreShowChannel): the ARI snapshots
+    /// carry none unless ari.conf asks for it. A channel uapid does not know yet keeps
+    /// it for when it appears.
+    pub(super) fn ami_linkedid(&mut self, uniqueid: &str, linkedid: &str) {
+        let Some(c) = self.channels.get_mut(uniqueid) else {
+            if !self.tombstones.contains(uniqueid) {
+                if self.ami_linkedids.len() >= 65_536 {
+                    self.ami_linkedids.clear();
+                }
+                self.ami_linkedids
+                    .insert(Text::from(uniqueid), Text::from(linkedid));
+            }
+            return;
+        };
+        if c.linkedid_told {
+            return;
+        }
+        c.linkedid_told = true;
+        // Merged by bridging meanwhile: the older call stands.
+        if c.linkedid == c.id {
+            self.relink(uniqueid, linkedid);
         }
     }
 
@@ -198,7 +243,11 @@ impl Tracker {
 
     /// A channel seen for the first time: without a linkedid, it is a call of its own.
     fn insert_channel(&mut self, s: Snapshot) {
-        let linkedid = s.linkedid.unwrap_or_else(|| s.id.clone());
+        // The linkedid: from ARI's channelvars, else from AMI (which may have told it
+        // first), else the channel's own id until Asterisk tells.
+        let told = s.linkedid.or_else(|| self.ami_linkedids.remove(&s.id));
+        let linkedid_told = told.is_some();
+        let linkedid = told.unwrap_or_else(|| s.id.clone());
         let call: Arc<str> = Arc::from(phone_call_id(&linkedid));
         let id = s.id.clone();
         let c = ChannelState {
@@ -213,6 +262,7 @@ impl Tracker {
             app_data: s.app_data,
             created: s.created,
             reported_linkedid: None,
+            linkedid_told,
             linkedid,
             call,
             bridge: None,
@@ -236,6 +286,9 @@ impl Tracker {
         // The linkedid changes when Asterisk says so; a channel merged into an older call
         // by bridging keeps that call while the snapshots still say the old one.
         let mut moved_from = None;
+        if s.linkedid.is_some() {
+            c.linkedid_told = true;
+        }
         if let Some(r) = s.linkedid {
             let known = c.reported_linkedid.as_deref().unwrap_or(&c.linkedid);
             if r != known {

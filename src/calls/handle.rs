@@ -83,7 +83,6 @@ async fn run(
     mut rx: mpsc::UnboundedReceiver<Input>,
     changes: watch::Sender<u64>,
 ) {
-    let mut linkedid_warned = false;
     while let Some(first) = rx.recv().await {
         let mut t = tracker.write().unwrap_or_else(|e| e.into_inner());
         t.apply(first);
@@ -93,14 +92,7 @@ async fn run(
                 Err(_) => break,
             }
         }
-        let missing = t.linkedid_missing;
         drop(t);
         changes.send_modify(|v| *v = v.wrapping_add(1));
-        if missing && !linkedid_warned {
-            linkedid_warned = true;
-            tracing::warn!(
-                "ARI channel snapshots carry no linkedid: add `channelvars = CHANNEL(linkedid)` to ari.conf [general]"
-            );
-        }
     }
 }

@@ -1,5 +1,7 @@
 //! The tracker fed by AMI: the parking lot's events (ARI reports none), the
-//! ParkedCalls listing that follows each AMI login, and recordings (MixMonitor).
+//! ParkedCalls listing that follows each AMI login, recordings (MixMonitor), and each
+//! channel's linkedid (Newchannel, and the CoreShowChannels listing after each login),
+//! which ARI's snapshots carry only when ari.conf asks for it.
 
 use super::state::*;
 use super::tracker::Tracker;
@@ -42,6 +44,13 @@ impl Tracker {
                 if let Some(uid) = m.get("ParkeeUniqueid") {
                     if self.parked.remove(uid).is_some() {
                         self.refresh_call_of(uid);
+                    }
+                }
+            }
+            "Newchannel" | "CoreShowChannel" => {
+                if let (Some(u), Some(l)) = (m.get("Uniqueid"), m.get("Linkedid")) {
+                    if !l.is_empty() {
+                        self.ami_linkedid(u, l);
                     }
                 }
             }

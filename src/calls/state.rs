@@ -46,6 +46,8 @@ pub enum Note {
     },
     /// uapid stopped the recording of `channel`.
     NotRecording { channel: String },
+    /// When `channel` was answered, read back after a restart (`CDR(answer)`).
+    Answered { channel: String, at: Time },
     /// uapid created the call of `channel` for `extension` (a callback or a conference
     /// invite, whose parties may all be public numbers): the call shows in that
     /// extension's view.
@@ -106,6 +108,9 @@ pub struct ChannelState {
     /// The PJSIP (or other technology's) resource, e.g. `0003_210`.
     pub endpoint: Option<Text>,
     pub linkedid: Text,
+    /// Whether Asterisk told the linkedid (ARI channelvars or AMI), rather than uapid
+    /// taking the channel's own id for it until it learns.
+    pub(super) linkedid_told: bool,
     /// The linkedid Asterisk last reported, when it differs from `linkedid`: the channel
     /// was bridged into an older call and Asterisk's snapshots have not caught up.
     pub(super) reported_linkedid: Option<Text>,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::{phone_call, PhoneCall};
-use super::{Input, Scope, Tracker};
+use super::{phone_call_id, Input, Scope, Tracker};
 use crate::config::{Directory, Settings};
 use crate::record::read_fixture;
 
@@ -478,4 +478,54 @@ fn channels_made_in_the_same_millisecond_keep_their_order() {
     );
     let later = t + chrono::Duration::milliseconds(1);
     assert_eq!(creation_order((&t, "9.9"), (&later, "1.1")), Less);
+}
+
+/// An ARI channel event without a linkedid (ari.conf without channelvars).
+fn bare_event(kind: &str, id: &str, name: &str) -> Input {
+    let ev = serde_json::json!({
+        "type": kind, "timestamp": "2026-11-30T10:00:00.000+0000",
+        "channel": {"id": id, "name": name, "state": "Ring",
+            "creationtime": "2026-11-30T10:00:00.000+0000",
+            "caller": {"name": "", "number": ""}, "dialplan": {"exten": "024", "app_name": "Dial", "app_data": ""}}
+    });
+    Input::AriEvent(Box::new(serde_json::from_value(ev).unwrap()))
+}
+
+fn ami_newchannel(uniqueid: &str, linkedid: &str) -> Input {
+    let m = crate::asterisk::ami::Message::new()
+        .with("Event", "Newchannel")
+        .with("Uniqueid", uniqueid)
+        .with("Linkedid", linkedid);
+    let at = crate::asterisk::ari::model::parse_time("2026-11-30T10:00:00.000+0000").unwrap();
+    Input::AmiEvent(m, at)
+}
+
+#[test]
+fn without_channelvars_calls_group_by_what_ami_and_dial_tell() {
+    let mut t = tracker();
+    let count = |t: &Tracker| t.scope(&Scope::All).len();
+    // ARI first, then the Dial event: the dialed leg joins its caller's call.
+    t.apply(bare_event("ChannelCreated", "2.1", "PJSIP/0003_210-01"));
+    t.apply(bare_event("ChannelCreated", "2.2", "PJSIP/0003_024-02"));
+    assert_eq!(count(&t), 2, "two channels, nothing told yet");
+    let dial = serde_json::json!({"type":"Dial","timestamp":"2026-11-30T10:00:00.000+0000","dialstatus":"",
+        "caller":{"id":"2.1","name":"PJSIP/0003_210-01","state":"Ring","dialplan":{"exten":"024"}},
+        "peer":{"id":"2.2","name":"PJSIP/0003_024-02","state":"Ringing"}});
+    t.apply(Input::AriEvent(Box::new(
+        serde_json::from_value(dial).unwrap(),
+    )));
+    assert_eq!(count(&t), 1, "the dialed leg is in its caller's call");
+    // AMI first: the linkedid waits for the channel.
+    t.apply(ami_newchannel("3.2", "3.1"));
+    t.apply(bare_event("ChannelCreated", "3.1", "PJSIP/0003_211-03"));
+    t.apply(bare_event("ChannelCreated", "3.2", "PJSIP/0003_212-04"));
+    assert_eq!(count(&t), 2);
+    // AMI after ARI: the channel moves into its call.
+    t.apply(bare_event("ChannelCreated", "4.2", "PJSIP/trunk-05"));
+    assert_eq!(count(&t), 3);
+    t.apply(ami_newchannel("4.2", "3.1"));
+    assert_eq!(count(&t), 2);
+    let call = t.call(&phone_call_id("3.1")).unwrap();
+    assert_eq!(call.channels.len(), 3);
+    assert_eq!(call.id.as_ref(), phone_call_id("3.1"));
 }

@@ -35,6 +35,8 @@ pub struct Tracker {
     pub(super) uapid_bridges: HashMap<Arc<str>, Text>,
     /// The extension uapid created a channel's call for (`Note::Owner`), by channel id.
     owners: HashMap<Text, String>,
+    /// Linkedids AMI told for channels ARI has not shown yet.
+    pub(super) ami_linkedids: HashMap<Text, Text>,
     pub(super) channels: HashMap<Text, ChannelState>,
     pub(super) bridges: HashMap<Text, BridgeState>,
     pub(super) parked: HashMap<Text, ParkedState>,
@@ -78,6 +80,7 @@ impl Tracker {
             app: Text::from(app),
             uapid_bridges: HashMap::default(),
             owners: HashMap::default(),
+            ami_linkedids: HashMap::default(),
             channels: HashMap::default(),
             bridges: HashMap::default(),
             parked: HashMap::default(),
@@ -314,6 +317,22 @@ impl Tracker {
                 self.owners.insert(Text::from(channel.as_str()), extension);
                 self.refresh_call_of(&channel);
             }
+            Note::Answered { channel, at } => {
+                let Some(c) = self.channels.get_mut(channel.as_str()) else {
+                    return;
+                };
+                c.answered = Some(at);
+                let call = c.call.clone();
+                let first = self.calls.get(&call).and_then(|cs| {
+                    cs.channels
+                        .iter()
+                        .filter_map(|x| self.channels.get(x)?.answered)
+                        .min()
+                });
+                if let Some(cs) = self.calls.get_mut(&call) {
+                    cs.answered = first;
+                }
+            }
             Note::NotRecording { channel } => {
                 if let Some(c) = self.channels.get_mut(channel.as_str()) {
                     c.recording = None;
@@ -416,6 +435,7 @@ impl Tracker {
 
     pub(super) fn remove_channel(&mut self, id: &str) {
         self.owners.remove(id);
+        self.ami_linkedids.remove(id);
         let Some(c) = self.channels.remove(id) else {
             return;
         };

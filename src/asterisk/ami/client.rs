@@ -94,6 +94,7 @@ pub const TRACKED_EVENTS: &[&str] = &[
     "OriginateResponse",
     "MixMonitorStart",
     "MixMonitorStop",
+    "Newchannel",
 ];
 
 const ACTION_TIMEOUT: Duration = Duration::from_secs(10);
