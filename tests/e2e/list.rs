@@ -1,9 +1,8 @@
 //! End to end, against the sandbox Asterisk with SIPp phones: what List PhoneCalls shows
 //! for real calls, and who may see it.
 
-mod common;
-
-use common::*;
+use crate::helpers::*;
+use crate::sipp::*;
 use serde_json::Value;
 
 const ADMIN_ALL: &str = "/uapi/phoneCalls/@me/@self";

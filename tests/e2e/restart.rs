@@ -3,9 +3,8 @@
 //!
 //! A binary of its own: restarting the shared PBX must not cut into other tests.
 
-mod common;
-
-use common::*;
+use crate::helpers::*;
+use crate::sipp::*;
 use serde_json::Value;
 
 async fn health(api: &Api) -> (u16, Value) {

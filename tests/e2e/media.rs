@@ -1,14 +1,12 @@
 //! End to end, in the media: after each PhoneCall action on a call made by the sandbox's
-//! ordinary dialplan between test phones (tests/common/phone.rs), the right parties hear
-//! each other's marker and the wrong ones hear nothing of each other. e2e_actions.rs
+//! ordinary dialplan between test phones (sip_phone.rs), the right parties hear
+//! each other's marker and the wrong ones hear nothing of each other. actions.rs
 //! checks the same actions in Asterisk and in List; here the RTP is the judge.
-
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::phone::*;
-use common::*;
+use crate::helpers::*;
+use crate::sip_phone::*;
 use serde_json::{json, Value};
 
 const ALICE_ALL: &str = "/uapi/phoneCalls/@me/@self";

@@ -632,11 +632,6 @@ impl Call {
         &self.0.desc
     }
 
-    /// The SIP Call-ID of this leg.
-    pub fn call_id(&self) -> &str {
-        &self.0.call_id
-    }
-
     /// The marker byte this call sends.
     pub fn marker(&self) -> u8 {
         self.0.marker
@@ -739,16 +734,6 @@ impl Call {
         self.0.media.lock().unwrap().stats.clone()
     }
 
-    /// Packets received, of any kind.
-    pub fn rtp_received(&self) -> u64 {
-        self.rtp().received
-    }
-
-    /// Received packets by marker byte.
-    pub fn heard(&self) -> HashMap<u8, u64> {
-        self.rtp().heard
-    }
-
     /// Received packets whose payload is `marker` repeated.
     pub fn heard_from(&self, marker: u8) -> u64 {
         self.rtp().heard.get(&marker).copied().unwrap_or(0)
@@ -808,7 +793,7 @@ struct Shared {
     /// From user of our calls: the endpoint name, or the public number.
     user: String,
     pbx: SocketAddr,
-    marker: Mutex<u8>,
+    marker: u8,
     auto_answer: Mutex<Option<Duration>>,
     calls: Mutex<HashMap<String, Arc<CallInner>>>,
 }
@@ -868,7 +853,7 @@ impl Shared {
         let sock = UdpSocket::from_std(std_sock)?;
         let rtp_addr = sock.local_addr()?;
         let media = Arc::new(Mutex::new(Media::default()));
-        let marker = *self.marker.lock().unwrap();
+        let marker = self.marker;
         let rtp_task = tokio::spawn(rtp_loop(sock, media.clone(), marker));
         let call = Arc::new(CallInner {
             phone: self.clone(),
@@ -1024,7 +1009,7 @@ impl Phone {
             addr,
             user: user.to_string(),
             pbx: PBX.parse().expect("PBX address"),
-            marker: Mutex::new(marker),
+            marker,
             auto_answer: Mutex::new(None),
             calls: Mutex::new(HashMap::new()),
         });
@@ -1042,14 +1027,9 @@ impl Phone {
         self.shared.addr
     }
 
-    /// The marker byte of this phone's next calls.
+    /// The marker byte of this phone's calls.
     pub fn marker(&self) -> u8 {
-        *self.shared.marker.lock().unwrap()
-    }
-
-    /// Changes the marker byte of the calls made or received from now on.
-    pub fn set_marker(&self, marker: u8) {
-        *self.shared.marker.lock().unwrap() = marker;
+        self.shared.marker
     }
 
     /// Answer incoming calls by themselves after `delay` of ringing (None: do not).

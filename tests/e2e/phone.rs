@@ -1,12 +1,10 @@
-//! End to end: the test phone (tests/common/phone.rs) against the sandbox Asterisk. Calls
+//! End to end: the test phone (sip_phone.rs) against the sandbox Asterisk. Calls
 //! set up and tear down both ways, and each party hears the other's marker in the RTP.
-
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::phone::*;
-use common::*;
+use crate::helpers::*;
+use crate::sip_phone::*;
 
 /// Packets of a marker that prove audio flows: 2 s of 20 ms packets.
 const HEARD: u64 = 100;

@@ -1,10 +1,9 @@
 //! End to end: the PhoneCall actions on calls made by the sandbox's ordinary dialplan,
 //! with the seeds' example bodies verbatim. Outcomes are checked in Asterisk (bridges, over
-//! ARI) and in uapid's List; the media checks live in e2e_media.rs.
+//! ARI) and in uapid's List; the media checks live in media.rs.
 
-mod common;
-
-use common::*;
+use crate::helpers::*;
+use crate::sipp::*;
 use serde_json::{json, Value};
 use std::time::Duration;
 
