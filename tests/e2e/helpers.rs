@@ -2,8 +2,9 @@
 //! started in-process, a UAPI client, and what Asterisk shows over ARI.
 //!
 //! Every wait is bounded and polls for a condition; nothing sleeps in place of an event.
-//! Tests run one at a time ([`serial`]) because they share one Asterisk.
+//! Tests run one at a time ([`Pbx`]) because they share one Asterisk.
 
+use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::OnceLock;
@@ -45,7 +46,7 @@ pub fn sandbox_cmd(args: &[&str]) {
 }
 
 /// Held while a test uses the shared PBX.
-pub struct Serial {
+struct Serial {
     _file: std::fs::File,
     _guard: tokio::sync::MutexGuard<'static, ()>,
 }
@@ -53,7 +54,7 @@ pub struct Serial {
 /// One end-to-end test at a time on this machine: an async lock within the binary (a
 /// failed test does not poison it), and a file lock across processes, so test binaries
 /// run by several developers or tools at once do not share phones.
-pub async fn serial() -> Serial {
+async fn serial() -> Serial {
     static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let guard = LOCK.lock().await;
     let path = std::env::temp_dir().join("uapid-e2e.lock");
@@ -63,10 +64,18 @@ pub async fn serial() -> Serial {
         .write(true)
         .open(&path)
         .expect("lock file");
+    let t = Instant::now();
     let file = tokio::task::spawn_blocking(move || file.lock().map(|_| file))
         .await
         .expect("lock task")
         .expect("lock the e2e lock file");
+    if t.elapsed() > Duration::from_secs(1) {
+        eprintln!(
+            "e2e: waited {:?} for {} (another process used the PBX)",
+            t.elapsed(),
+            path.display()
+        );
+    }
     Serial {
         _file: file,
         _guard: guard,
@@ -135,7 +144,8 @@ where
 static NEXT_APP: AtomicU16 = AtomicU16::new(0);
 
 /// Settings for a test instance: a free port, and an ARI app name of its own.
-pub fn test_settings() -> Settings {
+/// `UAPID_TEST_AMI_SESSIONS` sets `asterisk.ami_sessions`.
+fn test_settings() -> Settings {
     let mut s = Settings::defaults();
     s.listen = "127.0.0.1:0".parse().expect("addr");
     s.asterisk.app = format!(
@@ -149,19 +159,166 @@ pub fn test_settings() -> Settings {
     s
 }
 
-pub struct Uapid {
-    pub running: uapid::Running,
+/// The shared PBX, to one test alone: the serial lock held (until dropped), the sandbox
+/// up, and every channel of earlier tests (or other processes) hung up.
+pub struct Pbx {
+    _serial: Serial,
+}
+
+impl Pbx {
+    pub async fn take() -> Pbx {
+        let serial = serial().await;
+        sandbox();
+        hangup_all().await;
+        Pbx { _serial: serial }
+    }
+}
+
+/// One test's uapid: the PBX to itself ([`Pbx`]), a uapid started in-process with
+/// settings of its own and connected to Asterisk, and a UAPI client for it.
+///
+/// uapid runs on a thread and tokio runtime of its own, so dropping a `TestApp` can shut
+/// it down completely, by blocking on that thread, even from inside the test's runtime
+/// (and when the test panicked). The PBX is released after uapid has stopped.
+pub struct TestApp {
     pub api: Api,
+    settings: Settings,
+    // Fields drop in this order: uapid stops, then the lock is released.
+    uapid: Option<Uapid>,
+    _pbx: Pbx,
+}
+
+impl TestApp {
+    /// uapid with the test settings.
+    pub async fn spawn() -> TestApp {
+        TestApp::spawn_with(|_| {}).await
+    }
+
+    /// uapid with the test settings as `custom` changes them (TLS, token lifetime, ...).
+    pub async fn spawn_with(custom: impl FnOnce(&mut Settings)) -> TestApp {
+        let pbx = Pbx::take().await;
+        let mut settings = test_settings();
+        custom(&mut settings);
+        let uapid = start_uapid(settings.clone()).await;
+        TestApp {
+            api: Api::new(&uapid.base_url(&settings)),
+            settings,
+            uapid: Some(uapid),
+            _pbx: pbx,
+        }
+    }
+
+    /// Where uapid listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.uapid.as_ref().expect("uapid runs").addr
+    }
+
+    /// Stops uapid and starts a new one with the same settings (and ARI app name), as
+    /// an operator restarting the daemon would; the PBX stays this test's. Tokens of the
+    /// old one are not valid any more.
+    pub async fn restart_uapid(&mut self) {
+        if let Some(old) = self.uapid.take() {
+            old.stop().await;
+        }
+        let uapid = start_uapid(self.settings.clone()).await;
+        self.api = Api::new(&uapid.base_url(&self.settings));
+        self.uapid = Some(uapid);
+    }
+}
+
+/// A uapid on a thread and runtime of its own. Dropping it stops it and waits until it
+/// has (the runtime's end cancels whatever `shutdown` left).
+struct Uapid {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Uapid {
+    /// Starts uapid and waits until it is connected to Asterisk with the first snapshot
+    /// applied; None (once it has stopped again) if that takes longer than `within`.
+    async fn start(settings: Settings, within: Duration) -> Option<Uapid> {
+        use tokio::sync::oneshot;
+        let (ready_tx, ready_rx) = oneshot::channel::<Option<SocketAddr>>();
+        let (stop, stop_rx) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("uapid".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("uapid's runtime");
+                rt.block_on(async move {
+                    let running = uapid::start(settings).await.expect("uapid starts");
+                    if !running.wait_connected(within).await {
+                        running.shutdown().await;
+                        let _ = ready_tx.send(None);
+                        return;
+                    }
+                    let _ = ready_tx.send(Some(running.addr));
+                    // Until stopped, or the Uapid dropped.
+                    let _ = stop_rx.await;
+                    running.shutdown().await;
+                });
+            })
+            .expect("uapid thread");
+        let mut u = Uapid {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            stop: Some(stop),
+            thread: Some(thread),
+        };
+        match ready_rx.await {
+            Ok(Some(addr)) => {
+                u.addr = addr;
+                Some(u)
+            }
+            Ok(None) => {
+                u.stop().await;
+                None
+            }
+            Err(_) => panic!("uapid's thread ended before uapid was up (its panic is above)"),
+        }
+    }
+
+    fn base_url(&self, settings: &Settings) -> String {
+        let scheme = if settings.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// Stops uapid and waits for its thread without blocking the caller's runtime.
+    async fn stop(mut self) {
+        self.stop.take();
+        if let Some(t) = self.thread.take() {
+            let joined = tokio::task::spawn_blocking(move || t.join())
+                .await
+                .expect("join task");
+            assert!(joined.is_ok(), "uapid's thread panicked (see above)");
+        }
+    }
+}
+
+impl Drop for Uapid {
+    fn drop(&mut self) {
+        self.stop.take();
+        if let Some(t) = self.thread.take() {
+            // Blocks this thread, not uapid's: its runtime runs on its own thread.
+            if t.join().is_err() {
+                eprintln!("e2e: uapid's thread panicked while stopping");
+            }
+        }
+    }
 }
 
 /// Starts uapid and waits until it has a whole picture of the PBX.
-pub async fn start_uapid(settings: Settings) -> Uapid {
-    let running = uapid::start(settings.clone()).await.expect("uapid starts");
-    if running.wait_connected(Duration::from_secs(10)).await {
-        let api = Api::new(&format!("http://{}", running.addr));
-        return Uapid { running, api };
+async fn start_uapid(settings: Settings) -> Uapid {
+    if let Some(u) = Uapid::start(settings.clone(), Duration::from_secs(10)).await {
+        return u;
     }
-    running.shutdown().await;
     // Asterisk 22's ARI has been seen to stop accepting websockets after a client's
     // connection closed during a write. That is the PBX's fault, not uapid's: say so,
     // restart the sandbox, and try once more.
@@ -171,17 +328,13 @@ pub async fn start_uapid(settings: Settings) -> Uapid {
     );
     eprintln!("e2e: Asterisk's ARI no longer accepts websockets; restarting the sandbox PBX");
     sandbox_cmd(&["restart"]);
-    let running = uapid::start(settings).await.expect("uapid starts");
-    assert!(
-        running.wait_connected(WAIT).await,
-        "uapid did not connect to Asterisk, even after a sandbox restart"
-    );
-    let api = Api::new(&format!("http://{}", running.addr));
-    Uapid { running, api }
+    Uapid::start(settings, WAIT)
+        .await
+        .expect("uapid did not connect to Asterisk, even after a sandbox restart")
 }
 
 /// Whether Asterisk completes an ARI websocket handshake within 3 s.
-pub async fn ari_websocket_answers() -> bool {
+async fn ari_websocket_answers() -> bool {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let probe = async {
         let mut s = tokio::net::TcpStream::connect("127.0.0.1:8088")

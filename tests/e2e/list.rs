@@ -18,19 +18,16 @@ fn is_dt(s: &Value) -> bool {
 
 #[tokio::test]
 async fn extension_call_rings_then_answers_then_goes() {
-    let _g = serial().await;
-    sandbox();
-    hangup_all().await;
-    let u = start_uapid(test_settings()).await;
-    let admin = u.api.token_for("admin-app").await;
-    let alice = u.api.token_for("alice-app").await;
-    let bob = u.api.token_for("bob-app").await;
+    let app = TestApp::spawn().await;
+    let admin = app.api.token_for("admin-app").await;
+    let alice = app.api.token_for("alice-app").await;
+    let bob = app.api.token_for("bob-app").await;
 
     let _bob_phone = phone_answering("024", 3000);
     let _call = dial_from_phone("210", "024", 1);
 
     // Ringing: 024's phone rings (3), 210 hears the other side ringing (4).
-    let calls = u
+    let calls = app
         .api
         .wait_calls(ADMIN_ALL, &admin, "210 → 024 ringing", |c| {
             c.len() == 1 && status_of(&c[0], "0003*024").as_deref() == Some("3")
@@ -64,32 +61,38 @@ async fn extension_call_rings_then_answers_then_goes() {
     assert_eq!(v024["callerId"], "Alice Anders <0003*210>");
     assert_eq!(
         call["link"]["self"].as_str().unwrap(),
-        format!("{}/uapi/phoneCalls/12/0003*210/{id}", u.api.base)
+        format!("{}/uapi/phoneCalls/12/0003*210/{id}", app.api.base)
     );
 
     // Both users see it from their side, @me/@self, short or full extension numbers.
     assert_eq!(
-        u.api
+        app.api
             .calls("/uapi/phoneCalls/@me/@self", &alice)
             .await
             .len(),
         1
     );
-    assert_eq!(u.api.calls("/uapi/phoneCalls/@me/024", &bob).await.len(), 1);
     assert_eq!(
-        u.api
+        app.api.calls("/uapi/phoneCalls/@me/024", &bob).await.len(),
+        1
+    );
+    assert_eq!(
+        app.api
             .calls("/uapi/phoneCalls/13/0003*024/", &bob)
             .await
             .len(),
         1
     );
     assert_eq!(
-        u.api.calls("/uapi/phoneCalls/@me/211", &alice).await.len(),
+        app.api
+            .calls("/uapi/phoneCalls/@me/211", &alice)
+            .await
+            .len(),
         0
     );
 
     // Answered: both on call (5), answered dates set.
-    let calls = u
+    let calls = app
         .api
         .wait_calls(ADMIN_ALL, &admin, "210 ↔ 024 answered", |c| {
             c.len() == 1
@@ -110,33 +113,29 @@ async fn extension_call_rings_then_answers_then_goes() {
     let link = call["link"]["self"]
         .as_str()
         .unwrap()
-        .trim_start_matches(&u.api.base)
+        .trim_start_matches(&app.api.base)
         .to_string();
-    let by_id = u.api.calls(&link, &alice).await;
+    let by_id = app.api.calls(&link, &alice).await;
     assert_eq!(by_id.len(), 1);
     assert_eq!(by_id[0]["id"], id.as_str());
 
     // Hung up: gone.
     hangup_all().await;
-    u.api
+    app.api
         .wait_calls(ADMIN_ALL, &admin, "the call to go", |c| c.is_empty())
         .await;
-    assert!(u.api.calls(&link, &alice).await.is_empty());
-    u.running.shutdown().await;
+    assert!(app.api.calls(&link, &alice).await.is_empty());
 }
 
 #[tokio::test]
 async fn outbound_and_inbound_public_calls() {
-    let _g = serial().await;
-    sandbox();
-    hangup_all().await;
-    let u = start_uapid(test_settings()).await;
-    let alice = u.api.token_for("alice-app").await;
+    let app = TestApp::spawn().await;
+    let alice = app.api.token_for("alice-app").await;
 
     // Out: 210 calls a public number through the trunk.
     let _public = public_answering(200);
     let _out = dial_from_phone("210", "3235742879", 1);
-    let calls = u
+    let calls = app
         .api
         .wait_calls(
             "/uapi/phoneCalls/@me/210",
@@ -155,7 +154,7 @@ async fn outbound_and_inbound_public_calls() {
         "only extensions have views"
     );
     hangup_all().await;
-    u.api
+    app.api
         .wait_calls(
             "/uapi/phoneCalls/@me/210",
             &alice,
@@ -167,7 +166,7 @@ async fn outbound_and_inbound_public_calls() {
     // In: a public caller rings 210.
     let _phone = phone_answering("210", 2000);
     let _in = dial_from_public("3235742879", "210");
-    let calls = u
+    let calls = app
         .api
         .wait_calls(
             "/uapi/phoneCalls/@me/@self",
@@ -189,7 +188,7 @@ async fn outbound_and_inbound_public_calls() {
         v["callerId"].as_str().unwrap().contains("<3235742879>"),
         "{v}"
     );
-    u.api
+    app.api
         .wait_calls(
             "/uapi/phoneCalls/@me/@self",
             &alice,
@@ -198,7 +197,7 @@ async fn outbound_and_inbound_public_calls() {
         )
         .await;
     hangup_all().await;
-    u.api
+    app.api
         .wait_calls(
             "/uapi/phoneCalls/@me/@self",
             &alice,
@@ -206,25 +205,21 @@ async fn outbound_and_inbound_public_calls() {
             |c| c.is_empty(),
         )
         .await;
-    u.running.shutdown().await;
 }
 
 #[tokio::test]
 async fn simultaneous_calls_are_kept_apart_and_scoped() {
-    let _g = serial().await;
-    sandbox();
-    hangup_all().await;
-    let u = start_uapid(test_settings()).await;
-    let admin = u.api.token_for("admin-app").await;
-    let org = u.api.token_for("org-app").await;
-    let alice = u.api.token_for("alice-app").await;
-    let bob = u.api.token_for("bob-app").await;
+    let app = TestApp::spawn().await;
+    let admin = app.api.token_for("admin-app").await;
+    let org = app.api.token_for("org-app").await;
+    let alice = app.api.token_for("alice-app").await;
+    let bob = app.api.token_for("bob-app").await;
 
     let _p024 = phone_answering("024", 100);
     let _p212 = phone_answering("212", 100);
     let _c1 = dial_from_phone("210", "024", 1);
     let _c2 = dial_from_phone("211", "0003*212", 1);
-    let calls = u
+    let calls = app
         .api
         .wait_calls(ADMIN_ALL, &admin, "two answered calls", |c| {
             c.len() == 2
@@ -245,33 +240,36 @@ async fn simultaneous_calls_are_kept_apart_and_scoped() {
 
     // Alice owns 210 and 211: both calls. Bob owns 024: one. The organization: both.
     assert_eq!(
-        u.api
+        app.api
             .calls("/uapi/phoneCalls/@me/@self", &alice)
             .await
             .len(),
         2
     );
-    let bobs = u.api.calls("/uapi/phoneCalls/@me/@self", &bob).await;
+    let bobs = app.api.calls("/uapi/phoneCalls/@me/@self", &bob).await;
     assert_eq!(bobs.len(), 1);
     assert_eq!(bobs[0]["id"], with("0003*024"));
     assert_eq!(
-        u.api.calls("/uapi/phoneCalls/@me/@self", &org).await.len(),
+        app.api
+            .calls("/uapi/phoneCalls/@me/@self", &org)
+            .await
+            .len(),
         2
     );
-    let only211 = u.api.calls("/uapi/phoneCalls/@me/0003*211", &alice).await;
+    let only211 = app.api.calls("/uapi/phoneCalls/@me/0003*211", &alice).await;
     assert_eq!(only211.len(), 1);
     assert_eq!(only211[0]["id"], with("0003*211"));
     // Bob cannot read Alice's call by id.
     let id211 = with("0003*211");
     let id211 = id211.as_str().unwrap();
-    assert!(u
+    assert!(app
         .api
         .calls(&format!("/uapi/phoneCalls/@me/@self/{id211}"), &bob)
         .await
         .is_empty());
 
     // Paging and sorting over the live calls.
-    let (st, page) = u
+    let (st, page) = app
         .api
         .get(
             "/uapi/phoneCalls/@me/@self?count=1&sortOrder=descending",
@@ -287,7 +285,7 @@ async fn simultaneous_calls_are_kept_apart_and_scoped() {
         .as_str()
         .unwrap()
         .contains("startIndex=1"));
-    let (_, filtered) = u
+    let (_, filtered) = app
         .api
         .get(
             &format!("/uapi/phoneCalls/@me/@self?filterBy=id&filterValue={id211}"),
@@ -296,7 +294,7 @@ async fn simultaneous_calls_are_kept_apart_and_scoped() {
         .await;
     assert_eq!(filtered["totalResults"], 1);
     assert_eq!(filtered["filtered"], true);
-    let (_, slim) = u
+    let (_, slim) = app
         .api
         .get("/uapi/phoneCalls/@me/@self?fields=id,published", &admin)
         .await;
@@ -307,20 +305,15 @@ async fn simultaneous_calls_are_kept_apart_and_scoped() {
     );
 
     hangup_all().await;
-    u.api
+    app.api
         .wait_calls(ADMIN_ALL, &admin, "calls gone", |c| c.is_empty())
         .await;
-    u.running.shutdown().await;
 }
 
 #[tokio::test]
 async fn authorization_and_errors() {
-    let _g = serial().await;
-    sandbox();
-    let mut settings = test_settings();
-    settings.token_ttl_secs = 1;
-    let u = start_uapid(settings).await;
-    let api = &u.api;
+    let app = TestApp::spawn_with(|s| s.token_ttl_secs = 1).await;
+    let api = &app.api;
 
     // Token endpoint.
     let (st, body) = api
@@ -425,31 +418,25 @@ async fn authorization_and_errors() {
         (h["ari"].as_bool(), h["ami"].as_bool()),
         (Some(true), Some(true))
     );
-    u.running.shutdown().await;
 }
 
 #[tokio::test]
 async fn uapid_restart_mid_call_keeps_the_call_id() {
-    let _g = serial().await;
-    sandbox();
-    hangup_all().await;
-    let settings = test_settings();
-    let u = start_uapid(settings.clone()).await;
-    let alice = u.api.token_for("alice-app").await;
+    let mut app = TestApp::spawn().await;
+    let alice = app.api.token_for("alice-app").await;
     let _p = phone_answering("024", 100);
     let _c = dial_from_phone("210", "024", 1);
-    let before = u
+    let before = app
         .api
         .wait_calls("/uapi/phoneCalls/@me/@self", &alice, "call answered", |c| {
             c.len() == 1 && status_of(&c[0], "0003*024").as_deref() == Some("5")
         })
         .await;
-    u.running.shutdown().await;
 
     // A new uapid learns the call from Asterisk's snapshot: same id, same shape.
-    let u = start_uapid(settings).await;
-    let alice = u.api.token_for("alice-app").await;
-    let after = u.api.calls("/uapi/phoneCalls/@me/@self", &alice).await;
+    app.restart_uapid().await;
+    let alice = app.api.token_for("alice-app").await;
+    let after = app.api.calls("/uapi/phoneCalls/@me/@self", &alice).await;
     assert_eq!(after.len(), 1, "{after:?}");
     assert_eq!(after[0]["id"], before[0]["id"]);
     assert_eq!(after[0]["published"], before[0]["published"]);
@@ -460,18 +447,15 @@ async fn uapid_restart_mid_call_keeps_the_call_id() {
     assert_eq!(status_of(&after[0], "0003*210").as_deref(), Some("5"));
     assert_eq!(view(&after[0], "0003*024"), view(&before[0], "0003*024"));
     hangup_all().await;
-    u.api
+    app.api
         .wait_calls("/uapi/phoneCalls/@me/@self", &alice, "call gone", |c| {
             c.is_empty()
         })
         .await;
-    u.running.shutdown().await;
 }
 
 #[tokio::test]
 async fn serves_https_with_the_configured_certificate() {
-    let _g = serial().await;
-    sandbox();
     let dir = std::env::temp_dir().join(format!("uapid-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
@@ -498,15 +482,13 @@ async fn serves_https_with_the_configured_certificate() {
         "{}",
         String::from_utf8_lossy(&made.stderr)
     );
-    let mut settings = test_settings();
-    settings.tls = Some(uapid::config::TlsSettings {
+    let tls = uapid::config::TlsSettings {
         cert: cert.clone(),
         key,
-    });
-    let u = start_uapid(settings).await;
-    let addr = u.running.addr;
-    // A UAPI client over HTTPS, trusting our certificate: token, then a listing. (curl
-    // runs asynchronously: this test's runtime also serves uapid.)
+    };
+    let app = TestApp::spawn_with(|s| s.tls = Some(tls)).await;
+    let addr = app.addr();
+    // A UAPI client over HTTPS, trusting our certificate: token, then a listing.
     let curl = |args: Vec<String>| {
         let cert = cert.clone();
         async move {
@@ -547,6 +529,5 @@ async fn serves_https_with_the_configured_certificate() {
         .await
         .unwrap();
     assert!(!String::from_utf8_lossy(&plain.stdout).contains("\"ari\""));
-    u.running.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

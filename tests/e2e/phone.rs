@@ -9,13 +9,6 @@ use crate::sip_phone::*;
 /// Packets of a marker that prove audio flows: 2 s of 20 ms packets.
 const HEARD: u64 = 100;
 
-async fn clean() -> Serial {
-    let g = serial().await;
-    sandbox();
-    hangup_all().await;
-    g
-}
-
 /// Both calls hear each other's marker, and (almost) nothing else.
 async fn assert_talking(a: &Call, a_marker: u8, b: &Call, b_marker: u8) {
     let t = Instant::now();
@@ -37,7 +30,7 @@ async fn assert_talking(a: &Call, a_marker: u8, b: &Call, b_marker: u8) {
 
 #[tokio::test]
 async fn phone_calls_phone_and_they_hear_each_other() {
-    let _g = clean().await;
+    let _pbx = Pbx::take().await;
     let t = Instant::now();
     let p211 = Phone::bind("211").await;
     let mut p212 = Phone::bind("212").await;
@@ -62,7 +55,7 @@ async fn phone_calls_phone_and_they_hear_each_other() {
 
 #[tokio::test]
 async fn callee_hangs_up_and_audio_stops() {
-    let _g = clean().await;
+    let _pbx = Pbx::take().await;
     let p211 = Phone::bind("211").await;
     let mut p212 = Phone::bind("212").await;
     p212.auto_answer(Some(Duration::from_millis(200)));
@@ -86,7 +79,7 @@ async fn callee_hangs_up_and_audio_stops() {
 
 #[tokio::test]
 async fn caller_cancels_while_it_rings() {
-    let _g = clean().await;
+    let _pbx = Pbx::take().await;
     let p211 = Phone::bind("211").await;
     let mut p212 = Phone::bind("212").await;
 
@@ -110,7 +103,7 @@ async fn caller_cancels_while_it_rings() {
 
 #[tokio::test]
 async fn callee_rejects_busy() {
-    let _g = clean().await;
+    let _pbx = Pbx::take().await;
     let p211 = Phone::bind("211").await;
     let mut p212 = Phone::bind("212").await;
 
@@ -125,7 +118,7 @@ async fn callee_rejects_busy() {
 
 #[tokio::test]
 async fn public_network_calls_in_and_out_through_the_trunk() {
-    let _g = clean().await;
+    let _pbx = Pbx::take().await;
     let mut public = Phone::bind_public().await;
     let mut p211 = Phone::bind("211").await;
 
@@ -152,7 +145,7 @@ async fn public_network_calls_in_and_out_through_the_trunk() {
 
 #[tokio::test]
 async fn held_party_hears_music_not_the_holder() {
-    let _g = clean().await;
+    let _pbx = Pbx::take().await;
     let p211 = Phone::bind("211").await;
     let mut p212 = Phone::bind("212").await;
     let (m211, m212) = (p211.marker(), p212.marker());
@@ -190,7 +183,7 @@ async fn held_party_hears_music_not_the_holder() {
 
 #[tokio::test]
 async fn dropping_a_phone_hangs_up_and_frees_its_port() {
-    let _g = clean().await;
+    let _pbx = Pbx::take().await;
     let mut p212 = Phone::bind("212").await;
     p212.auto_answer(Some(Duration::ZERO));
     let p211 = Phone::bind("211").await;
