@@ -39,8 +39,15 @@ async fn phone_calls_phone_and_they_hear_each_other() {
     let inc = p212.next_call(WAIT).await;
     assert_eq!(inc.state(), CallState::Ringing);
     out.wait_ringing(WAIT).await;
+    // No audio while it rings, on either side. The witness that the ringing lasted long
+    // enough for audio to show: once both sides know the call rings, each call's RTP
+    // clock ticks 15 more times (300 ms of its own time), each tick a moment at which a
+    // call that sends would send a packet. Neither sent, nor received, anything.
+    let (o, i) = tokio::join!(out.wait_ticks(15, WAIT), inc.wait_ticks(15, WAIT));
+    for (c, st) in [(&out, o), (&inc, i)] {
+        assert_eq!((st.sent, st.received), (0, 0), "{}: {st:?}", c.describe());
+    }
     assert_eq!(out.rtp().sent, 0, "no audio before the answer");
-    tokio::time::sleep(Duration::from_millis(300)).await;
     inc.answer();
     out.wait_answered(WAIT).await;
     assert_eq!(inc.state(), CallState::Answered);
@@ -69,12 +76,31 @@ async fn callee_hangs_up_and_audio_stops() {
     inc.hangup();
     assert_eq!(out.wait_ended(WAIT).await, End::HungUpThere);
     assert_eq!(inc.state(), CallState::Ended(End::HungUpHere));
-    // Both stop sending; Asterisk has nothing left to relay.
+    // Both stop sending; Asterisk has nothing left to relay. Witnesses: Asterisk has torn
+    // both legs down (no channel left in ARI); after that, each call's RTP clock ticks 10
+    // more times (200 ms of its own time, each tick a moment it would send if it still
+    // did) with no packet sent and none received.
+    eventually("no channels left", || async {
+        ari()
+            .channels()
+            .await
+            .expect("ARI")
+            .is_empty()
+            .then_some(())
+    })
+    .await;
     let (a, b) = (out.rtp(), inc.rtp());
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (a2, b2) = tokio::join!(out.wait_ticks(10, WAIT), inc.wait_ticks(10, WAIT));
     assert_eq!(out.rtp().sent, a.sent);
     assert_eq!(inc.rtp().sent, b.sent);
-    assert!(ari().channels().await.expect("ARI").is_empty());
+    for (c, before, after) in [(&out, a, a2), (&inc, b, b2)] {
+        assert_eq!(
+            after.received,
+            before.received,
+            "{}: audio after the end",
+            c.describe()
+        );
+    }
 }
 
 #[tokio::test]
@@ -365,7 +391,9 @@ async fn odd_sip_is_answered_or_ignored_and_reinvites_move_the_media() {
     .await;
     assert!(recv_sip(&pbx).await.starts_with("SIP/2.0 200 OK\r\n"));
     assert_eq!(call.wait_ended(WAIT).await, End::HungUpThere);
+    // The witness that it had the chance to send: its RTP clock ticks 5 more times
+    // (100 ms of its own time, each tick a moment it would send if it still did).
     let sent = call.rtp().sent;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    call.wait_ticks(5, WAIT).await;
     assert_eq!(call.rtp().sent, sent);
 }

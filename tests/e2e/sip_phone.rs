@@ -7,7 +7,9 @@
 //! repeated, and it counts what it receives by payload: a packet whose payload is one
 //! byte repeated counts for that byte ([`Call::heard_from`]); anything else (music on
 //! hold, tones, prompts, DTMF events) counts as `other`. Asterisk relays PCMA between two
-//! PCMA legs unchanged, so a phone hears the other phone's marker.
+//! PCMA legs unchanged, so a phone hears the other phone's marker. It also counts the
+//! ticks of its 20 ms clock, so a test can tell that a silent call had every chance to
+//! send ([`Call::wait_ticks`]).
 //!
 //! No authentication, no TCP, no retransmission timers (loopback does not lose packets);
 //! retransmitted requests from Asterisk get the last answer again. Waits panic with a
@@ -225,6 +227,10 @@ fn parse_sdp(body: &str) -> Option<(Option<SocketAddr>, String)> {
 /// What a call's RTP socket has sent and received so far.
 #[derive(Debug, Clone, Default)]
 pub struct RtpStats {
+    /// Ticks of the call's 20 ms RTP clock since the call began. Each tick is a moment
+    /// the call sends a packet if it is sending, so `ticks` going up while `sent` stays
+    /// put shows the call deciding, again and again, not to send.
+    pub ticks: u64,
     pub sent: u64,
     pub received: u64,
     /// Received PCMA packets whose payload is one byte repeated, by that byte.
@@ -268,7 +274,8 @@ async fn rtp_loop(sock: UdpSocket, media: Arc<Mutex<Media>>, marker: u8) {
         tokio::select! {
             _ = tick.tick() => {
                 let to = {
-                    let m = media.lock().unwrap();
+                    let mut m = media.lock().unwrap();
+                    m.stats.ticks += 1;
                     m.remote.filter(|_| m.sending)
                 };
                 let Some(to) = to else { continue };
@@ -760,6 +767,16 @@ impl Call {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Waits until the call's RTP clock has ticked `n` more times (`n` × 20 ms of its
+    /// own time, each a moment it would send if it were sending); returns the counters.
+    pub async fn wait_ticks(&self, n: u64, timeout: Duration) -> RtpStats {
+        let until = self.rtp().ticks + n;
+        self.wait_rtp(&format!("{n} RTP clock ticks"), timeout, |s| {
+            s.ticks >= until
+        })
+        .await
     }
 
     /// Waits until at least `n` packets of `marker` have arrived (in all).
