@@ -289,8 +289,28 @@ async fn simple_call_rings_the_source_then_the_destination() {
     // 210 rings first; 024 only once 210 has answered.
     let c210 = p210.next_call(WAIT).await;
     assert_eq!(c210.state(), CallState::Ringing);
-    // A moment for a wrong dialplan to ring 024 early.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The witness that 024 is not rung early: Asterisk shows 210's channel Ringing (the
+    // phone's 180 has come back through it), as the only channel on the PBX, and still
+    // held by the originate's dialer (application AppDial2): it has not entered the
+    // dialplan, where Dial() calls 024, and no other channel runs any dialplan. So nothing
+    // on the PBX can ring 024 before 210 answers, and 024's phone has had no INVITE.
+    let chans = eventually("210's channel ringing in Asterisk", || async {
+        let chans = ari().channels().await.expect("ARI channels");
+        chans
+            .iter()
+            .any(|c| c.name.starts_with("PJSIP/0003_210-") && c.state == "Ringing")
+            .then_some(chans)
+    })
+    .await;
+    let seen: Vec<_> = chans
+        .iter()
+        .map(|c| format!("{} {} {}", c.name, c.state, c.dialplan.app_name))
+        .collect();
+    assert!(
+        chans.len() == 1 && chans[0].dialplan.app_name == "AppDial2",
+        "210's ringing channel alone, outside the dialplan: {seen:?}"
+    );
+    assert_eq!(p024.incoming(), 0, "024 got an INVITE before 210 answered");
     assert!(
         channels_named("PJSIP/0003_024-").await.is_empty(),
         "024 rings before 210 answered"

@@ -1066,6 +1066,11 @@ impl Phone {
         }
     }
 
+    /// How many incoming calls wait for [`Phone::next_call`].
+    pub fn incoming(&self) -> usize {
+        self.incoming.len()
+    }
+
     /// Calls `number` (an extension, a full number, a public number) through the PBX.
     pub fn dial(&self, number: &str) -> Call {
         let s = &self.shared;
