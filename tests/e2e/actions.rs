@@ -289,20 +289,25 @@ async fn pickup_seed_example() {
         id.as_str(),
         "picked up, the call keeps its id"
     );
-    // 210 is no longer on the call: addressing the call through 210 finds nothing.
     let again = json!({"action":"PickUp","sendCallTo":"0003*212","phoneCallViewId":"01"});
-    let (st, body) = app.api.put(&path, &alice, again.clone()).await;
-    assert_eq!((st, code(&body)), (400, "pc_phonecall_invalid"), "{body}");
-    // PickUp of a call that no longer rings.
-    let (st, body) = app
-        .api
-        .put(&format!("/uapi/phoneCalls/@me/@self/{id}"), &alice, again)
+    app.api
+        .assert_errors(&[
+            // 210 is no longer on the call: addressing the call through 210 finds nothing.
+            (
+                Req::put(&path).token(&alice).json(again.clone()),
+                400,
+                "pc_phonecall_invalid",
+            ),
+            // PickUp of a call that no longer rings.
+            (
+                Req::put(format!("/uapi/phoneCalls/@me/@self/{id}"))
+                    .token(&alice)
+                    .json(again),
+                409,
+                "pc_phonecall_state_invalid",
+            ),
+        ])
         .await;
-    assert_eq!(
-        (st, code(&body)),
-        (409, "pc_phonecall_state_invalid"),
-        "{body}"
-    );
     hangup_all().await;
 }
 
@@ -407,28 +412,26 @@ async fn transfer_seed_example_to_a_public_number() {
     let _public = public_answering(200);
     let path = format!("/uapi/phoneCalls/12/0003*210/{id}");
     // Error cases first: nothing changes.
-    let (st, body) = app
-        .api
-        .put(
-            &path,
-            &alice,
-            json!({"action":"Transfer","sendCallTo":"3235742879","transferFromNumber":"0003*212"}),
-        )
+    let put = |body: Value| Req::put(&path).token(&alice).json(body);
+    app.api
+        .assert_errors(&[
+            (
+                put(json!({"action":"Transfer","sendCallTo":"3235742879","transferFromNumber":"0003*212"})),
+                400,
+                "pc_transfer_from_number_invalid",
+            ),
+            (
+                put(json!({"action":"Transfer","sendCallTo":"3235742879","transferFromNumber":"0003*024","transferNumber":"0003*211"})),
+                400,
+                "pc_transfer_number_invalid",
+            ),
+            (
+                put(json!({"action":"Transfer","sendCallTo":"x1","transferFromNumber":"0003*024"})),
+                400,
+                "pc_sendcallto_invalid",
+            ),
+        ])
         .await;
-    assert_eq!(
-        (st, code(&body)),
-        (400, "pc_transfer_from_number_invalid"),
-        "{body}"
-    );
-    let (st, body) = app
-        .api
-        .put(&path, &alice, json!({"action":"Transfer","sendCallTo":"3235742879","transferFromNumber":"0003*024","transferNumber":"0003*211"}))
-        .await;
-    assert_eq!(
-        (st, code(&body)),
-        (400, "pc_transfer_number_invalid"),
-        "{body}"
-    );
     assert!(
         bridged("PJSIP/0003_210-", "PJSIP/0003_024-").await,
         "the call is untouched"
@@ -482,15 +485,16 @@ async fn transfer_to_voicemail_leaves_a_message() {
     let alice = app.api.token_for("alice-app").await;
     let (id, _agents) = answered_call(&app, &alice, "210", "024").await;
     let path = format!("/uapi/phoneCalls/12/0003*210/{id}");
-    let (st, body) = app
-        .api
-        .put(
-            &path,
-            &alice,
-            json!({"action":"TransferToVoicemail","sendCallTo":"3235742879"}),
-        )
+    // A public number has no mailbox.
+    app.api
+        .assert_errors(&[(
+            Req::put(&path)
+                .token(&alice)
+                .json(json!({"action":"TransferToVoicemail","sendCallTo":"3235742879"})),
+            400,
+            "pc_sendcallto_invalid",
+        )])
         .await;
-    assert_eq!((st, code(&body)), (400, "pc_sendcallto_invalid"), "{body}");
     let (st, body) = app
         .api
         .put(&path, &alice, json!({"action":"TransferToVoicemail","sendCallTo":"0003*211","transferFromNumber":"0003*024"}))
@@ -571,26 +575,49 @@ async fn simple_call_and_hangup() {
     wait_bridged("PJSIP/0003_210-", "PJSIP/trunk-").await;
 
     // Bad input creates nothing.
-    let (st, resp) = app
-        .api
-        .send(
-            reqwest::Method::POST,
-            "/uapi/phoneCalls/@me/simple",
-            &alice,
-            Some(json!({"extension":"0003*024","phoneCallView":[{"destination":["211"]}]})),
-        )
+    let simple = "/uapi/phoneCalls/@me/simple";
+    let post = |path: &str, body: Value| Req::post(path).token(&alice).json(body);
+    let to_024 = json!({"extension":"0003*210","phoneCallView":[{"destination":["0003*024"]}]});
+    app.api
+        .assert_errors(&[
+            // Bob's phone.
+            (
+                post(simple, json!({"extension":"0003*024","phoneCallView":[{"destination":["211"]}]})),
+                403,
+                "permission_denied",
+            ),
+            (
+                post(simple, json!({"extension":"0003*210","phoneCallView":[{"destination":["x1"]}]})),
+                400,
+                "pc_destination_invalid",
+            ),
+            (
+                post(simple, json!({"extension":"0003*999","phoneCallView":[{"destination":["0003*024"]}]})),
+                400,
+                "extension_invalid",
+            ),
+            (
+                post(simple, json!({"extension":"0003*210","phoneCallView":[{"source":["0003*211"],"destination":["0003*024"]}]})),
+                400,
+                "pc_source_invalid",
+            ),
+            (
+                post(simple, json!({"extension":"0003*210","phoneCallView":[{"destination":["0003*024"],"callerId":"nobody"}]})),
+                400,
+                "pc_callerid_invalid",
+            ),
+            (
+                post(&format!("{simple}?waitForPickup=0"), to_024.clone()),
+                400,
+                "pc_timeout_invalid",
+            ),
+            (
+                post(&format!("{simple}?callDuration=0"), to_024),
+                400,
+                "pc_callduration_invalid",
+            ),
+        ])
         .await;
-    assert_eq!(st, 403, "Bob's phone: {resp}");
-    let (st, resp) = app
-        .api
-        .send(
-            reqwest::Method::POST,
-            "/uapi/phoneCalls/@me/simple",
-            &alice,
-            Some(json!({"extension":"0003*210","phoneCallView":[{"destination":["x1"]}]})),
-        )
-        .await;
-    assert_eq!((st, code(&resp)), (400, "pc_destination_invalid"));
 
     // Hang up by id; then nothing is left to hang up.
     let path = format!("/uapi/phoneCalls/@me/0003*210/{id}");
@@ -635,60 +662,59 @@ async fn all_calls_form_conflicts_and_bad_input() {
     let path = format!("/uapi/phoneCalls/@me/0003*210/{id}");
 
     // Bad input: the UAPI error, the call untouched.
-    for (body, want) in [
-        (
-            json!({"action":"Park","maxInParking":"5","phoneCallViewId":"01"}),
-            "pc_parktimeout_invalid",
-        ),
-        (
-            json!({"action":"Park","phoneCallViewId":"07"}),
-            "pc_phonecallview_invalid",
-        ),
-        (
-            json!({"action":"UnPark","sendCallTo":"0003*024","waitForPickup":"0","phoneCallViewId":"01"}),
-            "pc_timeout_invalid",
-        ),
-        (
-            json!({"action":"UnPark","sendCallTo":"0003*024","callerId":"nobody","phoneCallViewId":"01"}),
-            "pc_callerid_invalid",
-        ),
-        (
-            json!({"action":"PickUp","sendCallTo":"3235742879","phoneCallViewId":"01"}),
-            "pc_sendcallto_invalid",
-        ),
-        (json!({"action":"Fly"}), "pc_action_invalid"),
-    ] {
-        let (st, resp) = app.api.put(&path, &alice, body.clone()).await;
-        assert_eq!((st, code(&resp)), (400, want), "{body} → {resp}");
-    }
-    let (st, resp) = app
-        .api
-        .put(
-            "/uapi/phoneCalls/@me/0003*210/deadbeef",
-            &alice,
-            json!({"action":"OnHold","phoneCallViewId":"01"}),
-        )
+    let put = || Req::put(&path).token(&alice);
+    app.api
+        .assert_errors(&[
+            (
+                put().json(json!({"action":"Park","maxInParking":"5","phoneCallViewId":"01"})),
+                400,
+                "pc_parktimeout_invalid",
+            ),
+            (
+                put().json(json!({"action":"Park","phoneCallViewId":"07"})),
+                400,
+                "pc_phonecallview_invalid",
+            ),
+            (
+                put().json(json!({"action":"UnPark","sendCallTo":"0003*024","waitForPickup":"0","phoneCallViewId":"01"})),
+                400,
+                "pc_timeout_invalid",
+            ),
+            (
+                put().json(json!({"action":"UnPark","sendCallTo":"0003*024","callerId":"nobody","phoneCallViewId":"01"})),
+                400,
+                "pc_callerid_invalid",
+            ),
+            (
+                put().json(json!({"action":"PickUp","sendCallTo":"3235742879","phoneCallViewId":"01"})),
+                400,
+                "pc_sendcallto_invalid",
+            ),
+            (put().json(json!({"action":"Fly"})), 400, "pc_action_invalid"),
+            (
+                put().json(json!({"action":"StartRecording"})),
+                501,
+                "request_not_implemented",
+            ),
+            (put().raw("{not json"), 400, "request_invalid"),
+            (put().json(json!([1, 2])), 400, "request_invalid"),
+            (
+                Req::put("/uapi/phoneCalls/@me/0003*210/deadbeef")
+                    .token(&alice)
+                    .json(json!({"action":"OnHold","phoneCallViewId":"01"})),
+                400,
+                "pc_phonecall_invalid",
+            ),
+            // Someone else's extension.
+            (
+                Req::put(format!("/uapi/phoneCalls/@me/0003*024/{id}"))
+                    .token(&alice)
+                    .json(json!({"action":"OnHold","phoneCallViewId":"01"})),
+                403,
+                "permission_denied",
+            ),
+        ])
         .await;
-    assert_eq!((st, code(&resp)), (400, "pc_phonecall_invalid"));
-    let (st, _) = app
-        .api
-        .put(
-            &format!("/uapi/phoneCalls/@me/0003*024/{id}"),
-            &alice,
-            json!({"action":"OnHold","phoneCallViewId":"01"}),
-        )
-        .await;
-    assert_eq!(st, 403, "someone else's extension");
-    let resp = app
-        .api
-        .http
-        .put(format!("{}{path}", app.api.base))
-        .bearer_auth(&alice)
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 400);
     assert!(
         bridged("PJSIP/0003_210-", "PJSIP/0003_024-").await,
         "the call is untouched"

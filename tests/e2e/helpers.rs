@@ -413,17 +413,43 @@ impl Api {
         self.token(client_id, &app.secret).await
     }
 
+    /// Sends `req` → (status, body; Null when empty or not JSON).
+    pub async fn request(&self, req: &Req) -> (u16, Value) {
+        let mut r = self
+            .http
+            .request(req.method.clone(), format!("{}{}", self.base, req.path));
+        if let Some(t) = &req.token {
+            r = r.bearer_auth(t);
+        }
+        r = match &req.body {
+            Body::Empty => r,
+            Body::Json(v) => r.json(v),
+            Body::Raw(text) => r.body(*text),
+        };
+        let resp = r.send().await.unwrap_or_else(|e| panic!("{req}: {e}"));
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Walks a table of requests that must fail: each must get its status and a UAPI
+    /// error body with its code and a message. A row that does not is printed with what
+    /// came back.
+    pub async fn assert_errors(&self, rows: &[(Req, u16, &str)]) {
+        for (i, (req, status, code)) in rows.iter().enumerate() {
+            let (st, body) = self.request(req).await;
+            let error = &body["error"];
+            assert_eq!(
+                (st, error["code"].as_str(), error["message"].is_string()),
+                (*status, Some(*code), true),
+                "row {i}: {req} → {st} {body}"
+            );
+        }
+    }
+
     /// GET a path with a bearer token → (status, body).
     pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
-        let resp = self
-            .http
-            .get(format!("{}{}", self.base, path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("GET");
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
+        self.request(&Req::get(path).token(token)).await
     }
 
     /// Any method with a JSON body → (status, body; Null when empty).
@@ -434,17 +460,11 @@ impl Api {
         token: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}{}", self.base, path))
-            .bearer_auth(token);
+        let mut req = Req::new(method, path).token(token);
         if let Some(b) = body {
-            req = req.json(&b);
+            req = req.json(b);
         }
-        let resp = req.send().await.expect("request");
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        self.request(&req).await
     }
 
     pub async fn put(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
@@ -479,6 +499,78 @@ impl Api {
                 serde_json::to_string_pretty(&entries).unwrap_or_default()
             );
             tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+/// A request to uapid, as a row of an error table prints it.
+#[derive(Debug, Clone)]
+pub struct Req {
+    method: reqwest::Method,
+    path: String,
+    /// The bearer token; None: no Authorization header.
+    token: Option<String>,
+    body: Body,
+}
+
+#[derive(Debug, Clone)]
+enum Body {
+    Empty,
+    Json(Value),
+    /// Sent as it is (e.g. not JSON at all).
+    Raw(&'static str),
+}
+
+impl Req {
+    pub fn new(method: reqwest::Method, path: impl Into<String>) -> Req {
+        Req {
+            method,
+            path: path.into(),
+            token: None,
+            body: Body::Empty,
+        }
+    }
+
+    pub fn get(path: impl Into<String>) -> Req {
+        Req::new(reqwest::Method::GET, path)
+    }
+
+    pub fn put(path: impl Into<String>) -> Req {
+        Req::new(reqwest::Method::PUT, path)
+    }
+
+    pub fn post(path: impl Into<String>) -> Req {
+        Req::new(reqwest::Method::POST, path)
+    }
+
+    pub fn token(mut self, token: &str) -> Req {
+        self.token = Some(token.to_string());
+        self
+    }
+
+    pub fn json(mut self, body: Value) -> Req {
+        self.body = Body::Json(body);
+        self
+    }
+
+    pub fn raw(mut self, body: &'static str) -> Req {
+        self.body = Body::Raw(body);
+        self
+    }
+}
+
+impl std::fmt::Display for Req {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.method, self.path)?;
+        match &self.body {
+            Body::Empty => {}
+            Body::Json(v) => write!(f, " {v}")?,
+            Body::Raw(text) => write!(f, " {text:?}")?,
+        }
+        match self.token.as_deref() {
+            None => write!(f, " (no token)"),
+            // Enough of a token to tell which one it was.
+            Some(t) => write!(f, " (token {})", t.get(..12).unwrap_or(t)),
         }
     }
 }

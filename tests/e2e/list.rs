@@ -312,49 +312,43 @@ async fn simultaneous_calls_are_kept_apart_and_scoped() {
 
 #[tokio::test]
 async fn authorization_and_errors() {
-    let app = TestApp::spawn_with(|s| s.token_ttl_secs = 1).await;
+    let app = TestApp::spawn().await;
     let api = &app.api;
 
-    // Token endpoint.
-    let (st, body) = api
-        .token_request(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", "alice-app"),
-            ("client_secret", "nope"),
-        ])
-        .await;
-    assert_eq!(st, 401);
-    assert_eq!(body["error"]["code"], "invalid_client");
-    let (st, body) = api
-        .token_request(&[("grant_type", "password"), ("client_id", "alice-app")])
-        .await;
-    assert_eq!(st, 400);
-    assert_eq!(body["error"]["code"], "unsupported_grant_type");
-    let (st, body) = api
-        .token_request(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", "alice-app"),
-            ("client_secret", "alice-secret"),
-            ("type", "unifiedapi"),
-        ])
-        .await;
-    assert_eq!(st, 200);
-    assert_eq!(body["expires_in"], 1);
-    let alice = body["access_token"].as_str().unwrap().to_string();
+    // Token endpoint: a wrong secret, another grant type, no secret.
+    for (form, status, code) in [
+        (
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", "alice-app"),
+                ("client_secret", "nope"),
+            ][..],
+            401,
+            "invalid_client",
+        ),
+        (
+            &[("grant_type", "password"), ("client_id", "alice-app")],
+            400,
+            "unsupported_grant_type",
+        ),
+        (
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", "alice-app"),
+            ],
+            400,
+            "invalid_request",
+        ),
+    ] {
+        let (st, body) = api.token_request(form).await;
+        assert_eq!(
+            (st, body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "token request {form:?} → {st} {body}"
+        );
+    }
+    let alice = api.token_for("alice-app").await;
 
-    // Missing and bad tokens.
-    let resp = api
-        .http
-        .get(format!("{}/uapi/phoneCalls/@me/@self", api.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 401);
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "access_denied");
-    assert!(body["error"]["message"].is_string());
-    let (st, _) = api.get("/uapi/phoneCalls/@me/@self", "forged-token").await;
-    assert_eq!(st, 401);
     // The query form of the token.
     let resp = api
         .http
@@ -367,42 +361,71 @@ async fn authorization_and_errors() {
         .unwrap();
     assert_eq!(resp.status(), 200);
 
-    // Someone else's extension or user; unknown ones; bad ids.
-    let (st, body) = api.get("/uapi/phoneCalls/@me/024", &alice).await;
-    assert_eq!(
-        (st, body["error"]["code"].as_str()),
-        (403, Some("permission_denied"))
-    );
-    let (st, _) = api.get("/uapi/phoneCalls/13/@self", &alice).await;
-    assert_eq!(st, 403);
-    let (st, body) = api.get("/uapi/phoneCalls/777/@self", &alice).await;
-    assert_eq!(
-        (st, body["error"]["code"].as_str()),
-        (400, Some("user_invalid"))
-    );
-    let (st, body) = api.get("/uapi/phoneCalls/@me/0003*999", &alice).await;
-    assert_eq!(
-        (st, body["error"]["code"].as_str()),
-        (400, Some("extension_invalid"))
-    );
-    let (st, body) = api
-        .get("/uapi/phoneCalls/@me/@self/not-an-id!", &alice)
-        .await;
-    assert_eq!(
-        (st, body["error"]["code"].as_str()),
-        (400, Some("pc_phonecall_invalid"))
-    );
-    let (st, body) = api.get("/uapi/phoneCalls/@me/@self?count=0", &alice).await;
-    assert_eq!(
-        (st, body["error"]["code"].as_str()),
-        (400, Some("count_invalid"))
-    );
-
-    // Tokens expire.
-    eventually("the 1 s token to expire", || async {
-        let (st, body) = api.get("/uapi/phoneCalls/@me/@self", &alice).await;
-        (st == 401).then_some(body)
-    })
+    // Missing and bad tokens; someone else's extension or user; unknown ones; bad ids and
+    // queries; no such path.
+    api.assert_errors(&[
+        (Req::get(ADMIN_ALL), 401, "access_denied"),
+        (
+            Req::get(ADMIN_ALL).token("forged-token"),
+            401,
+            "access_denied",
+        ),
+        (
+            Req::get("/uapi/phoneCalls/@me/024").token(&alice),
+            403,
+            "permission_denied",
+        ),
+        (
+            Req::get("/uapi/phoneCalls/13/@self").token(&alice),
+            403,
+            "permission_denied",
+        ),
+        (
+            Req::get("/uapi/phoneCalls/777/@self").token(&alice),
+            400,
+            "user_invalid",
+        ),
+        (
+            Req::get("/uapi/phoneCalls/@me/0003*999").token(&alice),
+            400,
+            "extension_invalid",
+        ),
+        (
+            Req::get("/uapi/phoneCalls/@me/@self/not-an-id!").token(&alice),
+            400,
+            "pc_phonecall_invalid",
+        ),
+        (
+            Req::get(format!("{ADMIN_ALL}?count=0")).token(&alice),
+            400,
+            "count_invalid",
+        ),
+        (
+            Req::get(format!("{ADMIN_ALL}?startIndex=x")).token(&alice),
+            400,
+            "start_index_invalid",
+        ),
+        (
+            Req::get(format!("{ADMIN_ALL}?filterBy=nope&filterValue=1")).token(&alice),
+            400,
+            "filter_invalid",
+        ),
+        (
+            Req::get(format!("{ADMIN_ALL}?sortOrder=sideways")).token(&alice),
+            400,
+            "sort_order_invalid",
+        ),
+        (
+            Req::get(format!("{ADMIN_ALL}?fields=nope")).token(&alice),
+            400,
+            "fields_invalid",
+        ),
+        (
+            Req::get("/uapi/nothing-here").token(&alice),
+            404,
+            "resource_not_found",
+        ),
+    ])
     .await;
 
     // Health says both links are up.
@@ -418,6 +441,29 @@ async fn authorization_and_errors() {
         (h["ari"].as_bool(), h["ami"].as_bool()),
         (Some(true), Some(true))
     );
+}
+
+/// A test of its own, so the error table above does not race a 1 s token.
+#[tokio::test]
+async fn tokens_expire() {
+    let app = TestApp::spawn_with(|s| s.token_ttl_secs = 1).await;
+    let api = &app.api;
+    let (st, body) = api
+        .token_request(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "alice-app"),
+            ("client_secret", "alice-secret"),
+            ("type", "unifiedapi"),
+        ])
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(body["expires_in"], 1);
+    let alice = body["access_token"].as_str().unwrap().to_string();
+    eventually("the 1 s token to expire", || async {
+        let (st, body) = api.get(ADMIN_ALL, &alice).await;
+        (st == 401).then_some(body)
+    })
+    .await;
 }
 
 #[tokio::test]
