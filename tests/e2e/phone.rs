@@ -1,22 +1,13 @@
-//! End to end: the test phone (tests/common/phone.rs) against the sandbox Asterisk. Calls
+//! End to end: the test phone (sip_phone.rs) against the sandbox Asterisk. Calls
 //! set up and tear down both ways, and each party hears the other's marker in the RTP.
-
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::phone::*;
-use common::*;
+use crate::helpers::*;
+use crate::sip_phone::*;
 
 /// Packets of a marker that prove audio flows: 2 s of 20 ms packets.
 const HEARD: u64 = 100;
-
-async fn clean() -> Serial {
-    let g = serial().await;
-    sandbox();
-    hangup_all().await;
-    g
-}
 
 /// Both calls hear each other's marker, and (almost) nothing else.
 async fn assert_talking(a: &Call, a_marker: u8, b: &Call, b_marker: u8) {
@@ -39,7 +30,7 @@ async fn assert_talking(a: &Call, a_marker: u8, b: &Call, b_marker: u8) {
 
 #[tokio::test]
 async fn phone_calls_phone_and_they_hear_each_other() {
-    let _g = clean().await;
+    let _pbx = Pbx::take().await;
     let t = Instant::now();
     let p211 = Phone::bind("211").await;
     let mut p212 = Phone::bind("212").await;
@@ -48,8 +39,15 @@ async fn phone_calls_phone_and_they_hear_each_other() {
     let inc = p212.next_call(WAIT).await;
     assert_eq!(inc.state(), CallState::Ringing);
     out.wait_ringing(WAIT).await;
+    // No audio while it rings, on either side. The witness that the ringing lasted long
+    // enough for audio to show: once both sides know the call rings, each call's RTP
+    // clock ticks 15 more times (300 ms of its own time), each tick a moment at which a
+    // call that sends would send a packet. Neither sent, nor received, anything.
+    let (o, i) = tokio::join!(out.wait_ticks(15, WAIT), inc.wait_ticks(15, WAIT));
+    for (c, st) in [(&out, o), (&inc, i)] {
+        assert_eq!((st.sent, st.received), (0, 0), "{}: {st:?}", c.describe());
+    }
     assert_eq!(out.rtp().sent, 0, "no audio before the answer");
-    tokio::time::sleep(Duration::from_millis(300)).await;
     inc.answer();
     out.wait_answered(WAIT).await;
     assert_eq!(inc.state(), CallState::Answered);
@@ -64,7 +62,7 @@ async fn phone_calls_phone_and_they_hear_each_other() {
 
 #[tokio::test]
 async fn callee_hangs_up_and_audio_stops() {
-    let _g = clean().await;
+    let _pbx = Pbx::take().await;
     let p211 = Phone::bind("211").await;
     let mut p212 = Phone::bind("212").await;
     p212.auto_answer(Some(Duration::from_millis(200)));
@@ -78,17 +76,36 @@ async fn callee_hangs_up_and_audio_stops() {
     inc.hangup();
     assert_eq!(out.wait_ended(WAIT).await, End::HungUpThere);
     assert_eq!(inc.state(), CallState::Ended(End::HungUpHere));
-    // Both stop sending; Asterisk has nothing left to relay.
+    // Both stop sending; Asterisk has nothing left to relay. Witnesses: Asterisk has torn
+    // both legs down (no channel left in ARI); after that, each call's RTP clock ticks 10
+    // more times (200 ms of its own time, each tick a moment it would send if it still
+    // did) with no packet sent and none received.
+    eventually("no channels left", || async {
+        ari()
+            .channels()
+            .await
+            .expect("ARI")
+            .is_empty()
+            .then_some(())
+    })
+    .await;
     let (a, b) = (out.rtp(), inc.rtp());
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (a2, b2) = tokio::join!(out.wait_ticks(10, WAIT), inc.wait_ticks(10, WAIT));
     assert_eq!(out.rtp().sent, a.sent);
     assert_eq!(inc.rtp().sent, b.sent);
-    assert!(ari().channels().await.expect("ARI").is_empty());
+    for (c, before, after) in [(&out, a, a2), (&inc, b, b2)] {
+        assert_eq!(
+            after.received,
+            before.received,
+            "{}: audio after the end",
+            c.describe()
+        );
+    }
 }
 
 #[tokio::test]
 async fn caller_cancels_while_it_rings() {
-    let _g = clean().await;
+    let _pbx = Pbx::take().await;
     let p211 = Phone::bind("211").await;
     let mut p212 = Phone::bind("212").await;
 
@@ -112,7 +129,7 @@ async fn caller_cancels_while_it_rings() {
 
 #[tokio::test]
 async fn callee_rejects_busy() {
-    let _g = clean().await;
+    let _pbx = Pbx::take().await;
     let p211 = Phone::bind("211").await;
     let mut p212 = Phone::bind("212").await;
 
@@ -127,7 +144,7 @@ async fn callee_rejects_busy() {
 
 #[tokio::test]
 async fn public_network_calls_in_and_out_through_the_trunk() {
-    let _g = clean().await;
+    let _pbx = Pbx::take().await;
     let mut public = Phone::bind_public().await;
     let mut p211 = Phone::bind("211").await;
 
@@ -154,7 +171,7 @@ async fn public_network_calls_in_and_out_through_the_trunk() {
 
 #[tokio::test]
 async fn held_party_hears_music_not_the_holder() {
-    let _g = clean().await;
+    let _pbx = Pbx::take().await;
     let p211 = Phone::bind("211").await;
     let mut p212 = Phone::bind("212").await;
     let (m211, m212) = (p211.marker(), p212.marker());
@@ -192,7 +209,7 @@ async fn held_party_hears_music_not_the_holder() {
 
 #[tokio::test]
 async fn dropping_a_phone_hangs_up_and_frees_its_port() {
-    let _g = clean().await;
+    let _pbx = Pbx::take().await;
     let mut p212 = Phone::bind("212").await;
     p212.auto_answer(Some(Duration::ZERO));
     let p211 = Phone::bind("211").await;
@@ -374,7 +391,9 @@ async fn odd_sip_is_answered_or_ignored_and_reinvites_move_the_media() {
     .await;
     assert!(recv_sip(&pbx).await.starts_with("SIP/2.0 200 OK\r\n"));
     assert_eq!(call.wait_ended(WAIT).await, End::HungUpThere);
+    // The witness that it had the chance to send: its RTP clock ticks 5 more times
+    // (100 ms of its own time, each tick a moment it would send if it still did).
     let sent = call.rtp().sent;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    call.wait_ticks(5, WAIT).await;
     assert_eq!(call.rtp().sent, sent);
 }

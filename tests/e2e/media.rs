@@ -1,14 +1,12 @@
 //! End to end, in the media: after each PhoneCall action on a call made by the sandbox's
-//! ordinary dialplan between test phones (tests/common/phone.rs), the right parties hear
-//! each other's marker and the wrong ones hear nothing of each other. e2e_actions.rs
+//! ordinary dialplan between test phones (sip_phone.rs), the right parties hear
+//! each other's marker and the wrong ones hear nothing of each other. actions.rs
 //! checks the same actions in Asterisk and in List; here the RTP is the judge.
-
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::phone::*;
-use common::*;
+use crate::helpers::*;
+use crate::sip_phone::*;
 use serde_json::{json, Value};
 
 const ALICE_ALL: &str = "/uapi/phoneCalls/@me/@self";
@@ -66,8 +64,8 @@ async fn answered(caller: &Phone, callee: &mut Phone, number: &str) -> (Call, Ca
 }
 
 /// Waits until List shows one call, every view answered; returns its id.
-async fn answered_id(u: &Uapid, token: &str) -> String {
-    let calls = u
+async fn answered_id(app: &TestApp, token: &str) -> String {
+    let calls = app
         .api
         .wait_calls(ALICE_ALL, token, "one answered call", |c| {
             c.len() == 1
@@ -80,33 +78,30 @@ async fn answered_id(u: &Uapid, token: &str) -> String {
 }
 
 /// PUTs an action that must be accepted (202).
-async fn put_ok(u: &Uapid, token: &str, path: &str, body: Value) {
+async fn put_ok(app: &TestApp, token: &str, path: &str, body: Value) {
     let t = Instant::now();
-    let (st, resp) = u.api.put(path, token, body.clone()).await;
+    let (st, resp) = app.api.put(path, token, body.clone()).await;
     assert_eq!(st, 202, "{body} → {resp}");
     eprintln!("{} accepted in {:?}", body["action"], t.elapsed());
 }
 
 #[tokio::test]
 async fn unparked_call_talks_to_the_unparking_phone() {
-    let _g = serial().await;
-    sandbox();
-    hangup_all().await;
+    let app = TestApp::spawn().await;
     let t = Instant::now();
-    let u = start_uapid(test_settings()).await;
-    let alice = u.api.token_for("alice-app").await;
+    let alice = app.api.token_for("alice-app").await;
     let p210 = Phone::bind("210").await;
     let mut p024 = Phone::bind("024").await;
     let mut p211 = Phone::bind("211").await;
     let (c210, c024) = answered(&p210, &mut p024, "024").await;
-    let id = answered_id(&u, &alice).await;
+    let id = answered_id(&app, &alice).await;
     let path = format!("/uapi/phoneCalls/12/0003*210/{id}");
 
     // Park the other side of 210's view: 024 waits in the lot with music; 210 hears the
     // space announced, then its leg ends. Neither hears the other any more.
     let (b210, b024) = (c210.rtp(), c024.rtp());
     put_ok(
-        &u,
+        &app,
         &alice,
         &path,
         json!({"action":"Park","maxInParking":"30","phoneCallViewId":"01"}),
@@ -128,7 +123,7 @@ async fn unparked_call_talks_to_the_unparking_phone() {
 
     // UnPark to 211: 211 rings, answers, and 211 and 024 hear each other.
     put_ok(
-        &u,
+        &app,
         &alice,
         &path,
         json!({"action":"UnPark","sendCallTo":"0003*211","callerId":"John Doe <42420042>","waitForPickup":"20","phoneCallViewId":"01"}),
@@ -141,18 +136,14 @@ async fn unparked_call_talks_to_the_unparking_phone() {
 
     c211.hangup();
     assert_eq!(c024.wait_ended(WAIT).await, End::HungUpThere);
-    u.running.shutdown().await;
     eprintln!("unpark test: {:?}", t.elapsed());
 }
 
 #[tokio::test]
 async fn picked_up_call_talks_to_the_picking_phone() {
-    let _g = serial().await;
-    sandbox();
-    hangup_all().await;
+    let app = TestApp::spawn().await;
     let t = Instant::now();
-    let u = start_uapid(test_settings()).await;
-    let alice = u.api.token_for("alice-app").await;
+    let alice = app.api.token_for("alice-app").await;
     let mut p210 = Phone::bind("210").await;
     let mut p024 = Phone::bind("024").await;
     let p211 = Phone::bind("211").await;
@@ -162,7 +153,7 @@ async fn picked_up_call_talks_to_the_picking_phone() {
     let c211 = p211.dial("210");
     let c210 = p210.next_call(WAIT).await;
     c211.wait_ringing(WAIT).await;
-    let calls = u
+    let calls = app
         .api
         .wait_calls("/uapi/phoneCalls/@me/210", &alice, "210 ringing", |c| {
             c.len() == 1 && status_of(&c[0], "0003*210").as_deref() == Some("3")
@@ -172,7 +163,7 @@ async fn picked_up_call_talks_to_the_picking_phone() {
     let view_210 = view(&calls[0], "0003*210").unwrap()["id"].clone();
 
     put_ok(
-        &u,
+        &app,
         &alice,
         &format!("/uapi/phoneCalls/@me/0003*210/{id}"),
         json!({"action":"PickUp","sendCallTo":"0003*024","callerId":"John Doe <42420042>","waitForPickup":"20","phoneCallViewId":view_210}),
@@ -186,27 +177,23 @@ async fn picked_up_call_talks_to_the_picking_phone() {
 
     c024.hangup();
     assert_eq!(c211.wait_ended(WAIT).await, End::HungUpThere);
-    u.running.shutdown().await;
     eprintln!("pickup test: {:?}", t.elapsed());
 }
 
 #[tokio::test]
 async fn held_party_hears_music_and_offhold_reconnects() {
-    let _g = serial().await;
-    sandbox();
-    hangup_all().await;
+    let app = TestApp::spawn().await;
     let t = Instant::now();
-    let u = start_uapid(test_settings()).await;
-    let alice = u.api.token_for("alice-app").await;
+    let alice = app.api.token_for("alice-app").await;
     let p210 = Phone::bind("210").await;
     let mut p024 = Phone::bind("024").await;
     let (c210, c024) = answered(&p210, &mut p024, "024").await;
-    let id = answered_id(&u, &alice).await;
+    let id = answered_id(&app, &alice).await;
     let path = format!("/uapi/phoneCalls/12/0003*210/{id}");
 
     // 210 holds 024: 024 hears music and no more of 210; 210 hears no more of 024.
     put_ok(
-        &u,
+        &app,
         &alice,
         &path,
         json!({"action":"OnHold","phoneCallViewId":"01"}),
@@ -232,7 +219,7 @@ async fn held_party_hears_music_and_offhold_reconnects() {
 
     // OffHold: they hear each other again, and the music has stopped.
     put_ok(
-        &u,
+        &app,
         &alice,
         &path,
         json!({ "action": "OffHold", "phoneCallViewId": "01" }),
@@ -243,31 +230,27 @@ async fn held_party_hears_music_and_offhold_reconnects() {
     // 024 hangs up: uapid ends 210's leg, left alone in its Stasis bridge.
     c024.hangup();
     assert_eq!(c210.wait_ended(WAIT).await, End::HungUpThere);
-    u.api
+    app.api
         .wait_calls(ALICE_ALL, &alice, "the call to end", |c| c.is_empty())
         .await;
-    u.running.shutdown().await;
     eprintln!("hold test: {:?}", t.elapsed());
 }
 
 #[tokio::test]
 async fn transferred_party_talks_to_the_public_number() {
-    let _g = serial().await;
-    sandbox();
-    hangup_all().await;
+    let app = TestApp::spawn().await;
     let t = Instant::now();
-    let u = start_uapid(test_settings()).await;
-    let alice = u.api.token_for("alice-app").await;
+    let alice = app.api.token_for("alice-app").await;
     let p210 = Phone::bind("210").await;
     let mut p024 = Phone::bind("024").await;
     let mut public = Phone::bind_public().await;
     public.auto_answer(Some(Duration::from_millis(200)));
     let (c210, c024) = answered(&p210, &mut p024, "024").await;
-    let id = answered_id(&u, &alice).await;
+    let id = answered_id(&app, &alice).await;
 
     // 024 hands 210 over to the public number and leaves.
     put_ok(
-        &u,
+        &app,
         &alice,
         &format!("/uapi/phoneCalls/12/0003*210/{id}"),
         json!({"action":"Transfer","sendCallTo":"3235742879","transferFromNumber":"0003*024","transferNumber":"0003*210"}),
@@ -280,23 +263,19 @@ async fn transferred_party_talks_to_the_public_number() {
 
     c210.hangup();
     assert_eq!(cpub.wait_ended(WAIT).await, End::HungUpThere);
-    u.running.shutdown().await;
     eprintln!("transfer test: {:?}", t.elapsed());
 }
 
 #[tokio::test]
 async fn simple_call_rings_the_source_then_the_destination() {
-    let _g = serial().await;
-    sandbox();
-    hangup_all().await;
+    let app = TestApp::spawn().await;
     let t = Instant::now();
-    let u = start_uapid(test_settings()).await;
-    let alice = u.api.token_for("alice-app").await;
+    let alice = app.api.token_for("alice-app").await;
     let mut p210 = Phone::bind("210").await;
     let mut p024 = Phone::bind("024").await;
 
     let body = json!({"extension":"0003*210","phoneCallView":[{"source":["0003*210"],"destination":["0003*024"]}]});
-    let (st, resp) = u
+    let (st, resp) = app
         .api
         .send(
             reqwest::Method::POST,
@@ -310,8 +289,28 @@ async fn simple_call_rings_the_source_then_the_destination() {
     // 210 rings first; 024 only once 210 has answered.
     let c210 = p210.next_call(WAIT).await;
     assert_eq!(c210.state(), CallState::Ringing);
-    // A moment for a wrong dialplan to ring 024 early.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The witness that 024 is not rung early: Asterisk shows 210's channel Ringing (the
+    // phone's 180 has come back through it), as the only channel on the PBX, and still
+    // held by the originate's dialer (application AppDial2): it has not entered the
+    // dialplan, where Dial() calls 024, and no other channel runs any dialplan. So nothing
+    // on the PBX can ring 024 before 210 answers, and 024's phone has had no INVITE.
+    let chans = eventually("210's channel ringing in Asterisk", || async {
+        let chans = ari().channels().await.expect("ARI channels");
+        chans
+            .iter()
+            .any(|c| c.name.starts_with("PJSIP/0003_210-") && c.state == "Ringing")
+            .then_some(chans)
+    })
+    .await;
+    let seen: Vec<_> = chans
+        .iter()
+        .map(|c| format!("{} {} {}", c.name, c.state, c.dialplan.app_name))
+        .collect();
+    assert!(
+        chans.len() == 1 && chans[0].dialplan.app_name == "AppDial2",
+        "210's ringing channel alone, outside the dialplan: {seen:?}"
+    );
+    assert_eq!(p024.incoming(), 0, "024 got an INVITE before 210 answered");
     assert!(
         channels_named("PJSIP/0003_024-").await.is_empty(),
         "024 rings before 210 answered"
@@ -326,6 +325,5 @@ async fn simple_call_rings_the_source_then_the_destination() {
 
     c210.hangup();
     assert_eq!(c024.wait_ended(WAIT).await, End::HungUpThere);
-    u.running.shutdown().await;
     eprintln!("simple call test: {:?}", t.elapsed());
 }

@@ -7,7 +7,9 @@
 //! repeated, and it counts what it receives by payload: a packet whose payload is one
 //! byte repeated counts for that byte ([`Call::heard_from`]); anything else (music on
 //! hold, tones, prompts, DTMF events) counts as `other`. Asterisk relays PCMA between two
-//! PCMA legs unchanged, so a phone hears the other phone's marker.
+//! PCMA legs unchanged, so a phone hears the other phone's marker. It also counts the
+//! ticks of its 20 ms clock, so a test can tell that a silent call had every chance to
+//! send ([`Call::wait_ticks`]).
 //!
 //! No authentication, no TCP, no retransmission timers (loopback does not lose packets);
 //! retransmitted requests from Asterisk get the last answer again. Waits panic with a
@@ -225,6 +227,10 @@ fn parse_sdp(body: &str) -> Option<(Option<SocketAddr>, String)> {
 /// What a call's RTP socket has sent and received so far.
 #[derive(Debug, Clone, Default)]
 pub struct RtpStats {
+    /// Ticks of the call's 20 ms RTP clock since the call began. Each tick is a moment
+    /// the call sends a packet if it is sending, so `ticks` going up while `sent` stays
+    /// put shows the call deciding, again and again, not to send.
+    pub ticks: u64,
     pub sent: u64,
     pub received: u64,
     /// Received PCMA packets whose payload is one byte repeated, by that byte.
@@ -268,7 +274,8 @@ async fn rtp_loop(sock: UdpSocket, media: Arc<Mutex<Media>>, marker: u8) {
         tokio::select! {
             _ = tick.tick() => {
                 let to = {
-                    let m = media.lock().unwrap();
+                    let mut m = media.lock().unwrap();
+                    m.stats.ticks += 1;
                     m.remote.filter(|_| m.sending)
                 };
                 let Some(to) = to else { continue };
@@ -632,11 +639,6 @@ impl Call {
         &self.0.desc
     }
 
-    /// The SIP Call-ID of this leg.
-    pub fn call_id(&self) -> &str {
-        &self.0.call_id
-    }
-
     /// The marker byte this call sends.
     pub fn marker(&self) -> u8 {
         self.0.marker
@@ -739,16 +741,6 @@ impl Call {
         self.0.media.lock().unwrap().stats.clone()
     }
 
-    /// Packets received, of any kind.
-    pub fn rtp_received(&self) -> u64 {
-        self.rtp().received
-    }
-
-    /// Received packets by marker byte.
-    pub fn heard(&self) -> HashMap<u8, u64> {
-        self.rtp().heard
-    }
-
     /// Received packets whose payload is `marker` repeated.
     pub fn heard_from(&self, marker: u8) -> u64 {
         self.rtp().heard.get(&marker).copied().unwrap_or(0)
@@ -775,6 +767,16 @@ impl Call {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Waits until the call's RTP clock has ticked `n` more times (`n` × 20 ms of its
+    /// own time, each a moment it would send if it were sending); returns the counters.
+    pub async fn wait_ticks(&self, n: u64, timeout: Duration) -> RtpStats {
+        let until = self.rtp().ticks + n;
+        self.wait_rtp(&format!("{n} RTP clock ticks"), timeout, |s| {
+            s.ticks >= until
+        })
+        .await
     }
 
     /// Waits until at least `n` packets of `marker` have arrived (in all).
@@ -808,7 +810,7 @@ struct Shared {
     /// From user of our calls: the endpoint name, or the public number.
     user: String,
     pbx: SocketAddr,
-    marker: Mutex<u8>,
+    marker: u8,
     auto_answer: Mutex<Option<Duration>>,
     calls: Mutex<HashMap<String, Arc<CallInner>>>,
 }
@@ -868,7 +870,7 @@ impl Shared {
         let sock = UdpSocket::from_std(std_sock)?;
         let rtp_addr = sock.local_addr()?;
         let media = Arc::new(Mutex::new(Media::default()));
-        let marker = *self.marker.lock().unwrap();
+        let marker = self.marker;
         let rtp_task = tokio::spawn(rtp_loop(sock, media.clone(), marker));
         let call = Arc::new(CallInner {
             phone: self.clone(),
@@ -1024,7 +1026,7 @@ impl Phone {
             addr,
             user: user.to_string(),
             pbx: PBX.parse().expect("PBX address"),
-            marker: Mutex::new(marker),
+            marker,
             auto_answer: Mutex::new(None),
             calls: Mutex::new(HashMap::new()),
         });
@@ -1042,14 +1044,9 @@ impl Phone {
         self.shared.addr
     }
 
-    /// The marker byte of this phone's next calls.
+    /// The marker byte of this phone's calls.
     pub fn marker(&self) -> u8 {
-        *self.shared.marker.lock().unwrap()
-    }
-
-    /// Changes the marker byte of the calls made or received from now on.
-    pub fn set_marker(&self, marker: u8) {
-        *self.shared.marker.lock().unwrap() = marker;
+        self.shared.marker
     }
 
     /// Answer incoming calls by themselves after `delay` of ringing (None: do not).
@@ -1067,6 +1064,11 @@ impl Phone {
                 self.shared.user
             ),
         }
+    }
+
+    /// How many incoming calls wait for [`Phone::next_call`].
+    pub fn incoming(&self) -> usize {
+        self.incoming.len()
     }
 
     /// Calls `number` (an extension, a full number, a public number) through the PBX.

@@ -1,17 +1,16 @@
 //! End to end: the PhoneCall actions on calls made by the sandbox's ordinary dialplan,
 //! with the seeds' example bodies verbatim. Outcomes are checked in Asterisk (bridges, over
-//! ARI) and in uapid's List; the media checks live in e2e_media.rs.
+//! ARI) and in uapid's List; the media checks live in media.rs.
 
-mod common;
-
-use common::*;
+use crate::helpers::*;
+use crate::sipp::*;
 use serde_json::{json, Value};
 use std::time::Duration;
 
 const ALICE_ALL: &str = "/uapi/phoneCalls/@me/@self";
 
 /// Starts uapid and a call from `from` (SIPp) to `to`, answered; returns the call's id.
-async fn answered_call(u: &Uapid, token: &str, from: &str, to: &str) -> (String, Vec<Sipp>) {
+async fn answered_call(app: &TestApp, token: &str, from: &str, to: &str) -> (String, Vec<Sipp>) {
     let mut agents = Vec::new();
     if to.len() > 6 {
         agents.push(public_answering(100));
@@ -19,7 +18,7 @@ async fn answered_call(u: &Uapid, token: &str, from: &str, to: &str) -> (String,
         agents.push(phone_answering(to, 100));
     }
     agents.push(dial_from_phone(from, to, 1));
-    let calls = u
+    let calls = app
         .api
         .wait_calls(ALICE_ALL, token, "the call answered", |c| {
             c.len() == 1
@@ -39,16 +38,13 @@ fn code(body: &Value) -> &str {
 
 #[tokio::test]
 async fn park_seed_example_then_unpark_seed_example() {
-    let _g = serial().await;
-    sandbox();
-    hangup_all().await;
-    let u = start_uapid(test_settings()).await;
-    let alice = u.api.token_for("alice-app").await;
-    let (id, _agents) = answered_call(&u, &alice, "210", "3235742879").await;
+    let app = TestApp::spawn().await;
+    let alice = app.api.token_for("alice-app").await;
+    let (id, _agents) = answered_call(&app, &alice, "210", "3235742879").await;
 
     // Seed 001, verbatim.
     let path = format!("/uapi/phoneCalls/12/0003*210/{id}");
-    let (st, body) = u
+    let (st, body) = app
         .api
         .put(
             &path,
@@ -64,7 +60,7 @@ async fn park_seed_example_then_unpark_seed_example() {
         .unwrap()
         .ends_with(&format!("/uapi/phoneCalls/12/0003*210/{id}")));
 
-    let calls = u
+    let calls = app
         .api
         .wait_calls(ALICE_ALL, &alice, "the public party parked", |c| {
             c.len() == 1 && view(&c[0], "0003*210").is_some_and(|v| v.get("parked").is_some())
@@ -87,7 +83,7 @@ async fn park_seed_example_then_unpark_seed_example() {
     .await;
 
     // Wrong state: parking it again, holding it.
-    let (st, body) = u
+    let (st, body) = app
         .api
         .put(
             &path,
@@ -104,7 +100,7 @@ async fn park_seed_example_then_unpark_seed_example() {
     // Seed 000, verbatim: 0003*024 rings showing the callerId asked for, answers, and
     // talks to the parked party.
     let _bob = phone_answering("024", 2500);
-    let (st, body) = u
+    let (st, body) = app
         .api
         .put(
             &path,
@@ -115,7 +111,7 @@ async fn park_seed_example_then_unpark_seed_example() {
     assert_eq!(st, 202, "{body}");
     assert_eq!(body["id"], id.as_str());
     assert_eq!(body["extension"], "0003*210");
-    let calls = u
+    let calls = app
         .api
         .wait_calls(ALICE_ALL, &alice, "024 ringing in the parked call", |c| {
             c.len() == 1 && status_of(&c[0], "0003*024").as_deref() == Some("3")
@@ -131,7 +127,7 @@ async fn park_seed_example_then_unpark_seed_example() {
         "John Doe <42420042>"
     );
     wait_bridged("PJSIP/0003_024-", "PJSIP/trunk-").await;
-    let calls = u
+    let calls = app
         .api
         .wait_calls(
             ALICE_ALL,
@@ -154,7 +150,7 @@ async fn park_seed_example_then_unpark_seed_example() {
         "the unparked call keeps its id"
     );
     // UnPark of a call that is not parked.
-    let (st, body) = u
+    let (st, body) = app
         .api
         .put(
             &path,
@@ -168,23 +164,19 @@ async fn park_seed_example_then_unpark_seed_example() {
         "{body}"
     );
     hangup_all().await;
-    u.api
+    app.api
         .wait_calls(ALICE_ALL, &alice, "calls gone", |c| c.is_empty())
         .await;
-    u.running.shutdown().await;
 }
 
 #[tokio::test]
 async fn park_timeout_rings_the_parker_and_unanswered_unpark_leaves_it_parked() {
-    let _g = serial().await;
-    sandbox();
-    hangup_all().await;
-    let u = start_uapid(test_settings()).await;
-    let alice = u.api.token_for("alice-app").await;
-    let (id, _agents) = answered_call(&u, &alice, "210", "024").await;
+    let app = TestApp::spawn().await;
+    let alice = app.api.token_for("alice-app").await;
+    let (id, _agents) = answered_call(&app, &alice, "210", "024").await;
     let _back = phone_ringing("210"); // 210's phone, for the lot's callback
     let path = format!("/uapi/phoneCalls/@me/0003*210/{id}");
-    let (st, body) = u
+    let (st, body) = app
         .api
         .put(
             &path,
@@ -193,7 +185,7 @@ async fn park_timeout_rings_the_parker_and_unanswered_unpark_leaves_it_parked() 
         )
         .await;
     assert_eq!(st, 202, "{body}");
-    u.api
+    app.api
         .wait_calls(ALICE_ALL, &alice, "parked", |c| {
             c.len() == 1 && view(&c[0], "0003*210").is_some_and(|v| v["parkedPos"].is_string())
         })
@@ -201,7 +193,7 @@ async fn park_timeout_rings_the_parker_and_unanswered_unpark_leaves_it_parked() 
 
     // Nobody answers at 211 within 2 s: the call stays parked, untouched.
     let ringer = phone_ringing("211");
-    let (st, body) = u
+    let (st, body) = app
         .api
         .put(
             &path,
@@ -222,7 +214,7 @@ async fn park_timeout_rings_the_parker_and_unanswered_unpark_leaves_it_parked() 
     })
     .await;
     drop(ringer);
-    let calls = u.api.calls(ALICE_ALL, &alice).await;
+    let calls = app.api.calls(ALICE_ALL, &alice).await;
     assert_eq!(calls.len(), 1);
     assert!(
         view(&calls[0], "0003*210").unwrap()["parked"].is_string(),
@@ -231,7 +223,7 @@ async fn park_timeout_rings_the_parker_and_unanswered_unpark_leaves_it_parked() 
     );
 
     // maxInParking runs out: the lot rings 210 back.
-    let calls = u
+    let calls = app
         .api
         .wait_calls(ALICE_ALL, &alice, "the parker rung back", |c| {
             c.len() == 1 && status_of(&c[0], "0003*210").as_deref() == Some("3")
@@ -240,20 +232,16 @@ async fn park_timeout_rings_the_parker_and_unanswered_unpark_leaves_it_parked() 
     assert_eq!(calls[0]["id"], id.as_str());
     assert!(view(&calls[0], "0003*210").unwrap().get("parked").is_none());
     hangup_all().await;
-    u.running.shutdown().await;
 }
 
 #[tokio::test]
 async fn pickup_seed_example() {
-    let _g = serial().await;
-    sandbox();
-    hangup_all().await;
-    let u = start_uapid(test_settings()).await;
-    let alice = u.api.token_for("alice-app").await;
+    let app = TestApp::spawn().await;
+    let alice = app.api.token_for("alice-app").await;
     let _alice_phone = phone_ringing("210");
     let _bob_phone = phone_answering("024", 200);
     let _carol = dial_from_phone("211", "210", 1);
-    let calls = u
+    let calls = app
         .api
         .wait_calls("/uapi/phoneCalls/@me/210", &alice, "210 ringing", |c| {
             c.len() == 1 && status_of(&c[0], "0003*210").as_deref() == Some("3")
@@ -267,7 +255,7 @@ async fn pickup_seed_example() {
         .unwrap()
         .to_string();
     assert_eq!(view_210, "02");
-    let (st, body) = u
+    let (st, body) = app
         .api
         .put(&path, &alice, json!({"action":"PickUp","sendCallTo":"0003*024","callerId":"John Doe <42420042>","waitForPickup":"20","phoneCallViewId":"01"}))
         .await;
@@ -277,7 +265,7 @@ async fn pickup_seed_example() {
         (409, "pc_phonecall_state_invalid"),
         "{body}"
     );
-    let (st, body) = u
+    let (st, body) = app
         .api
         .put(&path, &alice, json!({"action":"PickUp","sendCallTo":"0003*024","callerId":"John Doe <42420042>","waitForPickup":"20","phoneCallViewId":view_210}))
         .await;
@@ -290,7 +278,7 @@ async fn pickup_seed_example() {
             .then_some(())
     })
     .await;
-    let calls = u
+    let calls = app
         .api
         .wait_calls(ALICE_ALL, &alice, "024 on the call", |c| {
             c.len() == 1 && status_of(&c[0], "0003*024").as_deref() == Some("5")
@@ -301,34 +289,35 @@ async fn pickup_seed_example() {
         id.as_str(),
         "picked up, the call keeps its id"
     );
-    // 210 is no longer on the call: addressing the call through 210 finds nothing.
     let again = json!({"action":"PickUp","sendCallTo":"0003*212","phoneCallViewId":"01"});
-    let (st, body) = u.api.put(&path, &alice, again.clone()).await;
-    assert_eq!((st, code(&body)), (400, "pc_phonecall_invalid"), "{body}");
-    // PickUp of a call that no longer rings.
-    let (st, body) = u
-        .api
-        .put(&format!("/uapi/phoneCalls/@me/@self/{id}"), &alice, again)
+    app.api
+        .assert_errors(&[
+            // 210 is no longer on the call: addressing the call through 210 finds nothing.
+            (
+                Req::put(&path).token(&alice).json(again.clone()),
+                400,
+                "pc_phonecall_invalid",
+            ),
+            // PickUp of a call that no longer rings.
+            (
+                Req::put(format!("/uapi/phoneCalls/@me/@self/{id}"))
+                    .token(&alice)
+                    .json(again),
+                409,
+                "pc_phonecall_state_invalid",
+            ),
+        ])
         .await;
-    assert_eq!(
-        (st, code(&body)),
-        (409, "pc_phonecall_state_invalid"),
-        "{body}"
-    );
     hangup_all().await;
-    u.running.shutdown().await;
 }
 
 #[tokio::test]
 async fn hold_and_offhold_a_dialplan_call() {
-    let _g = serial().await;
-    sandbox();
-    hangup_all().await;
-    let u = start_uapid(test_settings()).await;
-    let alice = u.api.token_for("alice-app").await;
-    let (id, _agents) = answered_call(&u, &alice, "210", "024").await;
+    let app = TestApp::spawn().await;
+    let alice = app.api.token_for("alice-app").await;
+    let (id, _agents) = answered_call(&app, &alice, "210", "024").await;
     let path = format!("/uapi/phoneCalls/12/0003*210/{id}");
-    let (st, body) = u
+    let (st, body) = app
         .api
         .put(
             &path,
@@ -342,7 +331,7 @@ async fn hold_and_offhold_a_dialplan_call() {
         "not on hold yet: {body}"
     );
 
-    let (st, body) = u
+    let (st, body) = app
         .api
         .put(
             &path,
@@ -351,7 +340,7 @@ async fn hold_and_offhold_a_dialplan_call() {
         )
         .await;
     assert_eq!(st, 202, "{body}");
-    let calls = u
+    let calls = app
         .api
         .wait_calls(ALICE_ALL, &alice, "on hold", |c| {
             c.len() == 1 && view(&c[0], "0003*024").is_some_and(|v| v.get("onHold").is_some())
@@ -364,7 +353,7 @@ async fn hold_and_offhold_a_dialplan_call() {
         !bridged("PJSIP/0003_210-", "PJSIP/0003_024-").await,
         "held: no longer bridged"
     );
-    let (st, body) = u
+    let (st, body) = app
         .api
         .put(
             &path,
@@ -379,7 +368,7 @@ async fn hold_and_offhold_a_dialplan_call() {
     );
 
     // Seed 003, verbatim body.
-    let (st, body) = u
+    let (st, body) = app
         .api
         .put(
             &path,
@@ -390,7 +379,7 @@ async fn hold_and_offhold_a_dialplan_call() {
     assert_eq!(st, 202, "{body}");
     assert_eq!(body["id"], id.as_str());
     wait_bridged("PJSIP/0003_210-", "PJSIP/0003_024-").await;
-    let calls = u
+    let calls = app
         .api
         .wait_calls(ALICE_ALL, &alice, "off hold", |c| {
             c.len() == 1
@@ -406,56 +395,50 @@ async fn hold_and_offhold_a_dialplan_call() {
     // One side hangs up: uapid ends the other, as Dial() would have.
     let bob = channels_named("PJSIP/0003_024-").await;
     ari().hangup(&bob[0].id).await.unwrap();
-    u.api
+    app.api
         .wait_calls(ALICE_ALL, &alice, "the whole call to end", |c| c.is_empty())
         .await;
     eventually("no channel left", || async {
         ari().channels().await.unwrap().is_empty().then_some(())
     })
     .await;
-    u.running.shutdown().await;
 }
 
 #[tokio::test]
 async fn transfer_seed_example_to_a_public_number() {
-    let _g = serial().await;
-    sandbox();
-    hangup_all().await;
-    let u = start_uapid(test_settings()).await;
-    let alice = u.api.token_for("alice-app").await;
-    let (id, _agents) = answered_call(&u, &alice, "210", "024").await;
+    let app = TestApp::spawn().await;
+    let alice = app.api.token_for("alice-app").await;
+    let (id, _agents) = answered_call(&app, &alice, "210", "024").await;
     let _public = public_answering(200);
     let path = format!("/uapi/phoneCalls/12/0003*210/{id}");
     // Error cases first: nothing changes.
-    let (st, body) = u
-        .api
-        .put(
-            &path,
-            &alice,
-            json!({"action":"Transfer","sendCallTo":"3235742879","transferFromNumber":"0003*212"}),
-        )
+    let put = |body: Value| Req::put(&path).token(&alice).json(body);
+    app.api
+        .assert_errors(&[
+            (
+                put(json!({"action":"Transfer","sendCallTo":"3235742879","transferFromNumber":"0003*212"})),
+                400,
+                "pc_transfer_from_number_invalid",
+            ),
+            (
+                put(json!({"action":"Transfer","sendCallTo":"3235742879","transferFromNumber":"0003*024","transferNumber":"0003*211"})),
+                400,
+                "pc_transfer_number_invalid",
+            ),
+            (
+                put(json!({"action":"Transfer","sendCallTo":"x1","transferFromNumber":"0003*024"})),
+                400,
+                "pc_sendcallto_invalid",
+            ),
+        ])
         .await;
-    assert_eq!(
-        (st, code(&body)),
-        (400, "pc_transfer_from_number_invalid"),
-        "{body}"
-    );
-    let (st, body) = u
-        .api
-        .put(&path, &alice, json!({"action":"Transfer","sendCallTo":"3235742879","transferFromNumber":"0003*024","transferNumber":"0003*211"}))
-        .await;
-    assert_eq!(
-        (st, code(&body)),
-        (400, "pc_transfer_number_invalid"),
-        "{body}"
-    );
     assert!(
         bridged("PJSIP/0003_210-", "PJSIP/0003_024-").await,
         "the call is untouched"
     );
 
     // Seed 004, verbatim: 024 hands 210 over to the public number and leaves.
-    let (st, body) = u
+    let (st, body) = app
         .api
         .put(&path, &alice, json!({"action":"Transfer","sendCallTo":"3235742879","transferFromNumber":"0003*024","transferNumber":"0003*210"}))
         .await;
@@ -466,7 +449,7 @@ async fn transfer_seed_example_to_a_public_number() {
         channels_named("PJSIP/0003_024-").await.is_empty(),
         "the transferring party left"
     );
-    let calls = u
+    let calls = app
         .api
         .wait_calls(ALICE_ALL, &alice, "210 talking to the public number", |c| {
             c.len() == 1
@@ -476,14 +459,11 @@ async fn transfer_seed_example_to_a_public_number() {
         .await;
     assert_eq!(calls[0]["id"], id.as_str());
     hangup_all().await;
-    u.running.shutdown().await;
 }
 
 #[tokio::test]
 async fn transfer_to_voicemail_leaves_a_message() {
-    let _g = serial().await;
-    sandbox();
-    hangup_all().await;
+    let app = TestApp::spawn().await;
     let inbox = format!(
         "{}/var/spool/asterisk/voicemail/0003/211/INBOX",
         std::process::Command::new("bash")
@@ -502,20 +482,20 @@ async fn transfer_to_voicemail_leaves_a_message() {
             .unwrap_or(0)
     };
     let before = count();
-    let u = start_uapid(test_settings()).await;
-    let alice = u.api.token_for("alice-app").await;
-    let (id, _agents) = answered_call(&u, &alice, "210", "024").await;
+    let alice = app.api.token_for("alice-app").await;
+    let (id, _agents) = answered_call(&app, &alice, "210", "024").await;
     let path = format!("/uapi/phoneCalls/12/0003*210/{id}");
-    let (st, body) = u
-        .api
-        .put(
-            &path,
-            &alice,
-            json!({"action":"TransferToVoicemail","sendCallTo":"3235742879"}),
-        )
+    // A public number has no mailbox.
+    app.api
+        .assert_errors(&[(
+            Req::put(&path)
+                .token(&alice)
+                .json(json!({"action":"TransferToVoicemail","sendCallTo":"3235742879"})),
+            400,
+            "pc_sendcallto_invalid",
+        )])
         .await;
-    assert_eq!((st, code(&body)), (400, "pc_sendcallto_invalid"), "{body}");
-    let (st, body) = u
+    let (st, body) = app
         .api
         .put(&path, &alice, json!({"action":"TransferToVoicemail","sendCallTo":"0003*211","transferFromNumber":"0003*024"}))
         .await;
@@ -562,20 +542,16 @@ async fn transfer_to_voicemail_leaves_a_message() {
         (count() > before).then_some(())
     })
     .await;
-    u.running.shutdown().await;
 }
 
 #[tokio::test]
 async fn simple_call_and_hangup() {
-    let _g = serial().await;
-    sandbox();
-    hangup_all().await;
-    let u = start_uapid(test_settings()).await;
-    let alice = u.api.token_for("alice-app").await;
+    let app = TestApp::spawn().await;
+    let alice = app.api.token_for("alice-app").await;
     let _phone = phone_answering("210", 300);
     let _public = public_answering(200);
     let body = json!({"extension":"0003*210","phoneCallView":[{"source":["0003*210"],"destination":["3235742879"],"callerId":"John Doe <4242425>"}]});
-    let (st, resp) = u
+    let (st, resp) = app
         .api
         .send(
             reqwest::Method::POST,
@@ -586,7 +562,7 @@ async fn simple_call_and_hangup() {
         .await;
     assert_eq!(st, 202, "{resp}");
     let id = resp[0]["id"].as_str().unwrap().to_string();
-    let calls = u
+    let calls = app
         .api
         .wait_calls(ALICE_ALL, &alice, "the click-to-call connected", |c| {
             c.len() == 1
@@ -599,39 +575,62 @@ async fn simple_call_and_hangup() {
     wait_bridged("PJSIP/0003_210-", "PJSIP/trunk-").await;
 
     // Bad input creates nothing.
-    let (st, resp) = u
-        .api
-        .send(
-            reqwest::Method::POST,
-            "/uapi/phoneCalls/@me/simple",
-            &alice,
-            Some(json!({"extension":"0003*024","phoneCallView":[{"destination":["211"]}]})),
-        )
+    let simple = "/uapi/phoneCalls/@me/simple";
+    let post = |path: &str, body: Value| Req::post(path).token(&alice).json(body);
+    let to_024 = json!({"extension":"0003*210","phoneCallView":[{"destination":["0003*024"]}]});
+    app.api
+        .assert_errors(&[
+            // Bob's phone.
+            (
+                post(simple, json!({"extension":"0003*024","phoneCallView":[{"destination":["211"]}]})),
+                403,
+                "permission_denied",
+            ),
+            (
+                post(simple, json!({"extension":"0003*210","phoneCallView":[{"destination":["x1"]}]})),
+                400,
+                "pc_destination_invalid",
+            ),
+            (
+                post(simple, json!({"extension":"0003*999","phoneCallView":[{"destination":["0003*024"]}]})),
+                400,
+                "extension_invalid",
+            ),
+            (
+                post(simple, json!({"extension":"0003*210","phoneCallView":[{"source":["0003*211"],"destination":["0003*024"]}]})),
+                400,
+                "pc_source_invalid",
+            ),
+            (
+                post(simple, json!({"extension":"0003*210","phoneCallView":[{"destination":["0003*024"],"callerId":"nobody"}]})),
+                400,
+                "pc_callerid_invalid",
+            ),
+            (
+                post(&format!("{simple}?waitForPickup=0"), to_024.clone()),
+                400,
+                "pc_timeout_invalid",
+            ),
+            (
+                post(&format!("{simple}?callDuration=0"), to_024),
+                400,
+                "pc_callduration_invalid",
+            ),
+        ])
         .await;
-    assert_eq!(st, 403, "Bob's phone: {resp}");
-    let (st, resp) = u
-        .api
-        .send(
-            reqwest::Method::POST,
-            "/uapi/phoneCalls/@me/simple",
-            &alice,
-            Some(json!({"extension":"0003*210","phoneCallView":[{"destination":["x1"]}]})),
-        )
-        .await;
-    assert_eq!((st, code(&resp)), (400, "pc_destination_invalid"));
 
     // Hang up by id; then nothing is left to hang up.
     let path = format!("/uapi/phoneCalls/@me/0003*210/{id}");
-    let (st, resp) = u
+    let (st, resp) = app
         .api
         .send(reqwest::Method::DELETE, &path, &alice, None)
         .await;
     assert_eq!(st, 202, "{resp}");
     assert_eq!(resp[0]["id"], id.as_str());
-    u.api
+    app.api
         .wait_calls(ALICE_ALL, &alice, "gone", |c| c.is_empty())
         .await;
-    let (st, _) = u
+    let (st, _) = app
         .api
         .send(
             reqwest::Method::DELETE,
@@ -641,20 +640,16 @@ async fn simple_call_and_hangup() {
         )
         .await;
     assert_eq!(st, 204);
-    u.running.shutdown().await;
 }
 
 #[tokio::test]
 async fn all_calls_form_conflicts_and_bad_input() {
-    let _g = serial().await;
-    sandbox();
-    hangup_all().await;
-    let u = start_uapid(test_settings()).await;
-    let alice = u.api.token_for("alice-app").await;
-    let bob = u.api.token_for("bob-app").await;
+    let app = TestApp::spawn().await;
+    let alice = app.api.token_for("alice-app").await;
+    let bob = app.api.token_for("bob-app").await;
 
     // No call: 204.
-    let (st, _) = u
+    let (st, _) = app
         .api
         .put(
             "/uapi/phoneCalls/@me/0003*210",
@@ -663,64 +658,63 @@ async fn all_calls_form_conflicts_and_bad_input() {
         )
         .await;
     assert_eq!(st, 204);
-    let (id, _agents) = answered_call(&u, &alice, "210", "024").await;
+    let (id, _agents) = answered_call(&app, &alice, "210", "024").await;
     let path = format!("/uapi/phoneCalls/@me/0003*210/{id}");
 
     // Bad input: the UAPI error, the call untouched.
-    for (body, want) in [
-        (
-            json!({"action":"Park","maxInParking":"5","phoneCallViewId":"01"}),
-            "pc_parktimeout_invalid",
-        ),
-        (
-            json!({"action":"Park","phoneCallViewId":"07"}),
-            "pc_phonecallview_invalid",
-        ),
-        (
-            json!({"action":"UnPark","sendCallTo":"0003*024","waitForPickup":"0","phoneCallViewId":"01"}),
-            "pc_timeout_invalid",
-        ),
-        (
-            json!({"action":"UnPark","sendCallTo":"0003*024","callerId":"nobody","phoneCallViewId":"01"}),
-            "pc_callerid_invalid",
-        ),
-        (
-            json!({"action":"PickUp","sendCallTo":"3235742879","phoneCallViewId":"01"}),
-            "pc_sendcallto_invalid",
-        ),
-        (json!({"action":"Fly"}), "pc_action_invalid"),
-    ] {
-        let (st, resp) = u.api.put(&path, &alice, body.clone()).await;
-        assert_eq!((st, code(&resp)), (400, want), "{body} → {resp}");
-    }
-    let (st, resp) = u
-        .api
-        .put(
-            "/uapi/phoneCalls/@me/0003*210/deadbeef",
-            &alice,
-            json!({"action":"OnHold","phoneCallViewId":"01"}),
-        )
+    let put = || Req::put(&path).token(&alice);
+    app.api
+        .assert_errors(&[
+            (
+                put().json(json!({"action":"Park","maxInParking":"5","phoneCallViewId":"01"})),
+                400,
+                "pc_parktimeout_invalid",
+            ),
+            (
+                put().json(json!({"action":"Park","phoneCallViewId":"07"})),
+                400,
+                "pc_phonecallview_invalid",
+            ),
+            (
+                put().json(json!({"action":"UnPark","sendCallTo":"0003*024","waitForPickup":"0","phoneCallViewId":"01"})),
+                400,
+                "pc_timeout_invalid",
+            ),
+            (
+                put().json(json!({"action":"UnPark","sendCallTo":"0003*024","callerId":"nobody","phoneCallViewId":"01"})),
+                400,
+                "pc_callerid_invalid",
+            ),
+            (
+                put().json(json!({"action":"PickUp","sendCallTo":"3235742879","phoneCallViewId":"01"})),
+                400,
+                "pc_sendcallto_invalid",
+            ),
+            (put().json(json!({"action":"Fly"})), 400, "pc_action_invalid"),
+            (
+                put().json(json!({"action":"StartRecording"})),
+                501,
+                "request_not_implemented",
+            ),
+            (put().raw("{not json"), 400, "request_invalid"),
+            (put().json(json!([1, 2])), 400, "request_invalid"),
+            (
+                Req::put("/uapi/phoneCalls/@me/0003*210/deadbeef")
+                    .token(&alice)
+                    .json(json!({"action":"OnHold","phoneCallViewId":"01"})),
+                400,
+                "pc_phonecall_invalid",
+            ),
+            // Someone else's extension.
+            (
+                Req::put(format!("/uapi/phoneCalls/@me/0003*024/{id}"))
+                    .token(&alice)
+                    .json(json!({"action":"OnHold","phoneCallViewId":"01"})),
+                403,
+                "permission_denied",
+            ),
+        ])
         .await;
-    assert_eq!((st, code(&resp)), (400, "pc_phonecall_invalid"));
-    let (st, _) = u
-        .api
-        .put(
-            &format!("/uapi/phoneCalls/@me/0003*024/{id}"),
-            &alice,
-            json!({"action":"OnHold","phoneCallViewId":"01"}),
-        )
-        .await;
-    assert_eq!(st, 403, "someone else's extension");
-    let resp = u
-        .api
-        .http
-        .put(format!("{}{path}", u.api.base))
-        .bearer_auth(&alice)
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 400);
     assert!(
         bridged("PJSIP/0003_210-", "PJSIP/0003_024-").await,
         "the call is untouched"
@@ -730,8 +724,8 @@ async fn all_calls_form_conflicts_and_bad_input() {
     let hold = json!({"action":"OnHold","phoneCallViewId":"01"});
     let bob_path = format!("/uapi/phoneCalls/@me/0003*024/{id}");
     let ((s1, b1), (s2, b2)) = tokio::join!(
-        u.api.put(&path, &alice, hold.clone()),
-        u.api.put(
+        app.api.put(&path, &alice, hold.clone()),
+        app.api.put(
             &bob_path,
             &bob,
             json!({"action":"OnHold","phoneCallViewId":"02"})
@@ -745,7 +739,7 @@ async fn all_calls_form_conflicts_and_bad_input() {
         ["pc_phonecall_busy", "pc_phonecall_state_invalid"].contains(&code(loser)),
         "{loser}"
     );
-    u.api
+    app.api
         .wait_calls(ALICE_ALL, &alice, "one hold", |c| {
             c.len() == 1
                 && c[0]["phoneCallView"]
@@ -759,7 +753,7 @@ async fn all_calls_form_conflicts_and_bad_input() {
         .await;
 
     // The all-calls form: every call of 210 off hold, an array back.
-    let (st, resp) = u
+    let (st, resp) = app
         .api
         .put(
             "/uapi/phoneCalls/@me/0003*210",
@@ -771,7 +765,6 @@ async fn all_calls_form_conflicts_and_bad_input() {
     assert_eq!(resp[0]["id"], id.as_str());
     wait_bridged("PJSIP/0003_210-", "PJSIP/0003_024-").await;
     hangup_all().await;
-    u.running.shutdown().await;
 }
 
 /// A client that sends UnPark as soon as Park answers gets its UnPark: if uapid has not
@@ -780,15 +773,12 @@ async fn all_calls_form_conflicts_and_bad_input() {
 /// pins that down; on an idle PBX the event usually wins the race).
 #[tokio::test]
 async fn unpark_sent_right_after_park_waits_for_the_park() {
-    let _g = serial().await;
-    sandbox();
-    hangup_all().await;
-    let u = start_uapid(test_settings()).await;
-    let alice = u.api.token_for("alice-app").await;
-    let (id, _agents) = answered_call(&u, &alice, "210", "3235742879").await;
+    let app = TestApp::spawn().await;
+    let alice = app.api.token_for("alice-app").await;
+    let (id, _agents) = answered_call(&app, &alice, "210", "3235742879").await;
     let _bob = phone_answering("024", 2500);
     let path = format!("/uapi/phoneCalls/12/0003*210/{id}");
-    let (st, body) = u
+    let (st, body) = app
         .api
         .put(
             &path,
@@ -797,7 +787,7 @@ async fn unpark_sent_right_after_park_waits_for_the_park() {
         )
         .await;
     assert_eq!(st, 202, "{body}");
-    let (st, body) = u
+    let (st, body) = app
         .api
         .put(
             &path,

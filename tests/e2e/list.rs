@@ -1,9 +1,8 @@
 //! End to end, against the sandbox Asterisk with SIPp phones: what List PhoneCalls shows
 //! for real calls, and who may see it.
 
-mod common;
-
-use common::*;
+use crate::helpers::*;
+use crate::sipp::*;
 use serde_json::Value;
 
 const ADMIN_ALL: &str = "/uapi/phoneCalls/@me/@self";
@@ -19,19 +18,16 @@ fn is_dt(s: &Value) -> bool {
 
 #[tokio::test]
 async fn extension_call_rings_then_answers_then_goes() {
-    let _g = serial().await;
-    sandbox();
-    hangup_all().await;
-    let u = start_uapid(test_settings()).await;
-    let admin = u.api.token_for("admin-app").await;
-    let alice = u.api.token_for("alice-app").await;
-    let bob = u.api.token_for("bob-app").await;
+    let app = TestApp::spawn().await;
+    let admin = app.api.token_for("admin-app").await;
+    let alice = app.api.token_for("alice-app").await;
+    let bob = app.api.token_for("bob-app").await;
 
     let _bob_phone = phone_answering("024", 3000);
     let _call = dial_from_phone("210", "024", 1);
 
     // Ringing: 024's phone rings (3), 210 hears the other side ringing (4).
-    let calls = u
+    let calls = app
         .api
         .wait_calls(ADMIN_ALL, &admin, "210 → 024 ringing", |c| {
             c.len() == 1 && status_of(&c[0], "0003*024").as_deref() == Some("3")
@@ -65,32 +61,38 @@ async fn extension_call_rings_then_answers_then_goes() {
     assert_eq!(v024["callerId"], "Alice Anders <0003*210>");
     assert_eq!(
         call["link"]["self"].as_str().unwrap(),
-        format!("{}/uapi/phoneCalls/12/0003*210/{id}", u.api.base)
+        format!("{}/uapi/phoneCalls/12/0003*210/{id}", app.api.base)
     );
 
     // Both users see it from their side, @me/@self, short or full extension numbers.
     assert_eq!(
-        u.api
+        app.api
             .calls("/uapi/phoneCalls/@me/@self", &alice)
             .await
             .len(),
         1
     );
-    assert_eq!(u.api.calls("/uapi/phoneCalls/@me/024", &bob).await.len(), 1);
     assert_eq!(
-        u.api
+        app.api.calls("/uapi/phoneCalls/@me/024", &bob).await.len(),
+        1
+    );
+    assert_eq!(
+        app.api
             .calls("/uapi/phoneCalls/13/0003*024/", &bob)
             .await
             .len(),
         1
     );
     assert_eq!(
-        u.api.calls("/uapi/phoneCalls/@me/211", &alice).await.len(),
+        app.api
+            .calls("/uapi/phoneCalls/@me/211", &alice)
+            .await
+            .len(),
         0
     );
 
     // Answered: both on call (5), answered dates set.
-    let calls = u
+    let calls = app
         .api
         .wait_calls(ADMIN_ALL, &admin, "210 ↔ 024 answered", |c| {
             c.len() == 1
@@ -111,33 +113,29 @@ async fn extension_call_rings_then_answers_then_goes() {
     let link = call["link"]["self"]
         .as_str()
         .unwrap()
-        .trim_start_matches(&u.api.base)
+        .trim_start_matches(&app.api.base)
         .to_string();
-    let by_id = u.api.calls(&link, &alice).await;
+    let by_id = app.api.calls(&link, &alice).await;
     assert_eq!(by_id.len(), 1);
     assert_eq!(by_id[0]["id"], id.as_str());
 
     // Hung up: gone.
     hangup_all().await;
-    u.api
+    app.api
         .wait_calls(ADMIN_ALL, &admin, "the call to go", |c| c.is_empty())
         .await;
-    assert!(u.api.calls(&link, &alice).await.is_empty());
-    u.running.shutdown().await;
+    assert!(app.api.calls(&link, &alice).await.is_empty());
 }
 
 #[tokio::test]
 async fn outbound_and_inbound_public_calls() {
-    let _g = serial().await;
-    sandbox();
-    hangup_all().await;
-    let u = start_uapid(test_settings()).await;
-    let alice = u.api.token_for("alice-app").await;
+    let app = TestApp::spawn().await;
+    let alice = app.api.token_for("alice-app").await;
 
     // Out: 210 calls a public number through the trunk.
     let _public = public_answering(200);
     let _out = dial_from_phone("210", "3235742879", 1);
-    let calls = u
+    let calls = app
         .api
         .wait_calls(
             "/uapi/phoneCalls/@me/210",
@@ -156,7 +154,7 @@ async fn outbound_and_inbound_public_calls() {
         "only extensions have views"
     );
     hangup_all().await;
-    u.api
+    app.api
         .wait_calls(
             "/uapi/phoneCalls/@me/210",
             &alice,
@@ -168,7 +166,7 @@ async fn outbound_and_inbound_public_calls() {
     // In: a public caller rings 210.
     let _phone = phone_answering("210", 2000);
     let _in = dial_from_public("3235742879", "210");
-    let calls = u
+    let calls = app
         .api
         .wait_calls(
             "/uapi/phoneCalls/@me/@self",
@@ -190,7 +188,7 @@ async fn outbound_and_inbound_public_calls() {
         v["callerId"].as_str().unwrap().contains("<3235742879>"),
         "{v}"
     );
-    u.api
+    app.api
         .wait_calls(
             "/uapi/phoneCalls/@me/@self",
             &alice,
@@ -199,7 +197,7 @@ async fn outbound_and_inbound_public_calls() {
         )
         .await;
     hangup_all().await;
-    u.api
+    app.api
         .wait_calls(
             "/uapi/phoneCalls/@me/@self",
             &alice,
@@ -207,25 +205,21 @@ async fn outbound_and_inbound_public_calls() {
             |c| c.is_empty(),
         )
         .await;
-    u.running.shutdown().await;
 }
 
 #[tokio::test]
 async fn simultaneous_calls_are_kept_apart_and_scoped() {
-    let _g = serial().await;
-    sandbox();
-    hangup_all().await;
-    let u = start_uapid(test_settings()).await;
-    let admin = u.api.token_for("admin-app").await;
-    let org = u.api.token_for("org-app").await;
-    let alice = u.api.token_for("alice-app").await;
-    let bob = u.api.token_for("bob-app").await;
+    let app = TestApp::spawn().await;
+    let admin = app.api.token_for("admin-app").await;
+    let org = app.api.token_for("org-app").await;
+    let alice = app.api.token_for("alice-app").await;
+    let bob = app.api.token_for("bob-app").await;
 
     let _p024 = phone_answering("024", 100);
     let _p212 = phone_answering("212", 100);
     let _c1 = dial_from_phone("210", "024", 1);
     let _c2 = dial_from_phone("211", "0003*212", 1);
-    let calls = u
+    let calls = app
         .api
         .wait_calls(ADMIN_ALL, &admin, "two answered calls", |c| {
             c.len() == 2
@@ -246,33 +240,36 @@ async fn simultaneous_calls_are_kept_apart_and_scoped() {
 
     // Alice owns 210 and 211: both calls. Bob owns 024: one. The organization: both.
     assert_eq!(
-        u.api
+        app.api
             .calls("/uapi/phoneCalls/@me/@self", &alice)
             .await
             .len(),
         2
     );
-    let bobs = u.api.calls("/uapi/phoneCalls/@me/@self", &bob).await;
+    let bobs = app.api.calls("/uapi/phoneCalls/@me/@self", &bob).await;
     assert_eq!(bobs.len(), 1);
     assert_eq!(bobs[0]["id"], with("0003*024"));
     assert_eq!(
-        u.api.calls("/uapi/phoneCalls/@me/@self", &org).await.len(),
+        app.api
+            .calls("/uapi/phoneCalls/@me/@self", &org)
+            .await
+            .len(),
         2
     );
-    let only211 = u.api.calls("/uapi/phoneCalls/@me/0003*211", &alice).await;
+    let only211 = app.api.calls("/uapi/phoneCalls/@me/0003*211", &alice).await;
     assert_eq!(only211.len(), 1);
     assert_eq!(only211[0]["id"], with("0003*211"));
     // Bob cannot read Alice's call by id.
     let id211 = with("0003*211");
     let id211 = id211.as_str().unwrap();
-    assert!(u
+    assert!(app
         .api
         .calls(&format!("/uapi/phoneCalls/@me/@self/{id211}"), &bob)
         .await
         .is_empty());
 
     // Paging and sorting over the live calls.
-    let (st, page) = u
+    let (st, page) = app
         .api
         .get(
             "/uapi/phoneCalls/@me/@self?count=1&sortOrder=descending",
@@ -288,7 +285,7 @@ async fn simultaneous_calls_are_kept_apart_and_scoped() {
         .as_str()
         .unwrap()
         .contains("startIndex=1"));
-    let (_, filtered) = u
+    let (_, filtered) = app
         .api
         .get(
             &format!("/uapi/phoneCalls/@me/@self?filterBy=id&filterValue={id211}"),
@@ -297,7 +294,7 @@ async fn simultaneous_calls_are_kept_apart_and_scoped() {
         .await;
     assert_eq!(filtered["totalResults"], 1);
     assert_eq!(filtered["filtered"], true);
-    let (_, slim) = u
+    let (_, slim) = app
         .api
         .get("/uapi/phoneCalls/@me/@self?fields=id,published", &admin)
         .await;
@@ -308,61 +305,50 @@ async fn simultaneous_calls_are_kept_apart_and_scoped() {
     );
 
     hangup_all().await;
-    u.api
+    app.api
         .wait_calls(ADMIN_ALL, &admin, "calls gone", |c| c.is_empty())
         .await;
-    u.running.shutdown().await;
 }
 
 #[tokio::test]
 async fn authorization_and_errors() {
-    let _g = serial().await;
-    sandbox();
-    let mut settings = test_settings();
-    settings.token_ttl_secs = 1;
-    let u = start_uapid(settings).await;
-    let api = &u.api;
+    let app = TestApp::spawn().await;
+    let api = &app.api;
 
-    // Token endpoint.
-    let (st, body) = api
-        .token_request(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", "alice-app"),
-            ("client_secret", "nope"),
-        ])
-        .await;
-    assert_eq!(st, 401);
-    assert_eq!(body["error"]["code"], "invalid_client");
-    let (st, body) = api
-        .token_request(&[("grant_type", "password"), ("client_id", "alice-app")])
-        .await;
-    assert_eq!(st, 400);
-    assert_eq!(body["error"]["code"], "unsupported_grant_type");
-    let (st, body) = api
-        .token_request(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", "alice-app"),
-            ("client_secret", "alice-secret"),
-            ("type", "unifiedapi"),
-        ])
-        .await;
-    assert_eq!(st, 200);
-    assert_eq!(body["expires_in"], 1);
-    let alice = body["access_token"].as_str().unwrap().to_string();
+    // Token endpoint: a wrong secret, another grant type, no secret.
+    for (form, status, code) in [
+        (
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", "alice-app"),
+                ("client_secret", "nope"),
+            ][..],
+            401,
+            "invalid_client",
+        ),
+        (
+            &[("grant_type", "password"), ("client_id", "alice-app")],
+            400,
+            "unsupported_grant_type",
+        ),
+        (
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", "alice-app"),
+            ],
+            400,
+            "invalid_request",
+        ),
+    ] {
+        let (st, body) = api.token_request(form).await;
+        assert_eq!(
+            (st, body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "token request {form:?} → {st} {body}"
+        );
+    }
+    let alice = api.token_for("alice-app").await;
 
-    // Missing and bad tokens.
-    let resp = api
-        .http
-        .get(format!("{}/uapi/phoneCalls/@me/@self", api.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 401);
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "access_denied");
-    assert!(body["error"]["message"].is_string());
-    let (st, _) = api.get("/uapi/phoneCalls/@me/@self", "forged-token").await;
-    assert_eq!(st, 401);
     // The query form of the token.
     let resp = api
         .http
@@ -375,42 +361,71 @@ async fn authorization_and_errors() {
         .unwrap();
     assert_eq!(resp.status(), 200);
 
-    // Someone else's extension or user; unknown ones; bad ids.
-    let (st, body) = api.get("/uapi/phoneCalls/@me/024", &alice).await;
-    assert_eq!(
-        (st, body["error"]["code"].as_str()),
-        (403, Some("permission_denied"))
-    );
-    let (st, _) = api.get("/uapi/phoneCalls/13/@self", &alice).await;
-    assert_eq!(st, 403);
-    let (st, body) = api.get("/uapi/phoneCalls/777/@self", &alice).await;
-    assert_eq!(
-        (st, body["error"]["code"].as_str()),
-        (400, Some("user_invalid"))
-    );
-    let (st, body) = api.get("/uapi/phoneCalls/@me/0003*999", &alice).await;
-    assert_eq!(
-        (st, body["error"]["code"].as_str()),
-        (400, Some("extension_invalid"))
-    );
-    let (st, body) = api
-        .get("/uapi/phoneCalls/@me/@self/not-an-id!", &alice)
-        .await;
-    assert_eq!(
-        (st, body["error"]["code"].as_str()),
-        (400, Some("pc_phonecall_invalid"))
-    );
-    let (st, body) = api.get("/uapi/phoneCalls/@me/@self?count=0", &alice).await;
-    assert_eq!(
-        (st, body["error"]["code"].as_str()),
-        (400, Some("count_invalid"))
-    );
-
-    // Tokens expire.
-    eventually("the 1 s token to expire", || async {
-        let (st, body) = api.get("/uapi/phoneCalls/@me/@self", &alice).await;
-        (st == 401).then_some(body)
-    })
+    // Missing and bad tokens; someone else's extension or user; unknown ones; bad ids and
+    // queries; no such path.
+    api.assert_errors(&[
+        (Req::get(ADMIN_ALL), 401, "access_denied"),
+        (
+            Req::get(ADMIN_ALL).token("forged-token"),
+            401,
+            "access_denied",
+        ),
+        (
+            Req::get("/uapi/phoneCalls/@me/024").token(&alice),
+            403,
+            "permission_denied",
+        ),
+        (
+            Req::get("/uapi/phoneCalls/13/@self").token(&alice),
+            403,
+            "permission_denied",
+        ),
+        (
+            Req::get("/uapi/phoneCalls/777/@self").token(&alice),
+            400,
+            "user_invalid",
+        ),
+        (
+            Req::get("/uapi/phoneCalls/@me/0003*999").token(&alice),
+            400,
+            "extension_invalid",
+        ),
+        (
+            Req::get("/uapi/phoneCalls/@me/@self/not-an-id!").token(&alice),
+            400,
+            "pc_phonecall_invalid",
+        ),
+        (
+            Req::get(format!("{ADMIN_ALL}?count=0")).token(&alice),
+            400,
+            "count_invalid",
+        ),
+        (
+            Req::get(format!("{ADMIN_ALL}?startIndex=x")).token(&alice),
+            400,
+            "start_index_invalid",
+        ),
+        (
+            Req::get(format!("{ADMIN_ALL}?filterBy=nope&filterValue=1")).token(&alice),
+            400,
+            "filter_invalid",
+        ),
+        (
+            Req::get(format!("{ADMIN_ALL}?sortOrder=sideways")).token(&alice),
+            400,
+            "sort_order_invalid",
+        ),
+        (
+            Req::get(format!("{ADMIN_ALL}?fields=nope")).token(&alice),
+            400,
+            "fields_invalid",
+        ),
+        (
+            Req::get("/uapi/nothing-here").token(&alice),
+            404,
+            "resource_not_found",
+        ),
+    ])
     .await;
 
     // Health says both links are up.
@@ -426,31 +441,48 @@ async fn authorization_and_errors() {
         (h["ari"].as_bool(), h["ami"].as_bool()),
         (Some(true), Some(true))
     );
-    u.running.shutdown().await;
+}
+
+/// A test of its own, so the error table above does not race a 1 s token.
+#[tokio::test]
+async fn tokens_expire() {
+    let app = TestApp::spawn_with(|s| s.token_ttl_secs = 1).await;
+    let api = &app.api;
+    let (st, body) = api
+        .token_request(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "alice-app"),
+            ("client_secret", "alice-secret"),
+            ("type", "unifiedapi"),
+        ])
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(body["expires_in"], 1);
+    let alice = body["access_token"].as_str().unwrap().to_string();
+    eventually("the 1 s token to expire", || async {
+        let (st, body) = api.get(ADMIN_ALL, &alice).await;
+        (st == 401).then_some(body)
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn uapid_restart_mid_call_keeps_the_call_id() {
-    let _g = serial().await;
-    sandbox();
-    hangup_all().await;
-    let settings = test_settings();
-    let u = start_uapid(settings.clone()).await;
-    let alice = u.api.token_for("alice-app").await;
+    let mut app = TestApp::spawn().await;
+    let alice = app.api.token_for("alice-app").await;
     let _p = phone_answering("024", 100);
     let _c = dial_from_phone("210", "024", 1);
-    let before = u
+    let before = app
         .api
         .wait_calls("/uapi/phoneCalls/@me/@self", &alice, "call answered", |c| {
             c.len() == 1 && status_of(&c[0], "0003*024").as_deref() == Some("5")
         })
         .await;
-    u.running.shutdown().await;
 
     // A new uapid learns the call from Asterisk's snapshot: same id, same shape.
-    let u = start_uapid(settings).await;
-    let alice = u.api.token_for("alice-app").await;
-    let after = u.api.calls("/uapi/phoneCalls/@me/@self", &alice).await;
+    app.restart_uapid().await;
+    let alice = app.api.token_for("alice-app").await;
+    let after = app.api.calls("/uapi/phoneCalls/@me/@self", &alice).await;
     assert_eq!(after.len(), 1, "{after:?}");
     assert_eq!(after[0]["id"], before[0]["id"]);
     assert_eq!(after[0]["published"], before[0]["published"]);
@@ -461,18 +493,15 @@ async fn uapid_restart_mid_call_keeps_the_call_id() {
     assert_eq!(status_of(&after[0], "0003*210").as_deref(), Some("5"));
     assert_eq!(view(&after[0], "0003*024"), view(&before[0], "0003*024"));
     hangup_all().await;
-    u.api
+    app.api
         .wait_calls("/uapi/phoneCalls/@me/@self", &alice, "call gone", |c| {
             c.is_empty()
         })
         .await;
-    u.running.shutdown().await;
 }
 
 #[tokio::test]
 async fn serves_https_with_the_configured_certificate() {
-    let _g = serial().await;
-    sandbox();
     let dir = std::env::temp_dir().join(format!("uapid-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
@@ -499,15 +528,13 @@ async fn serves_https_with_the_configured_certificate() {
         "{}",
         String::from_utf8_lossy(&made.stderr)
     );
-    let mut settings = test_settings();
-    settings.tls = Some(uapid::config::TlsSettings {
+    let tls = uapid::config::TlsSettings {
         cert: cert.clone(),
         key,
-    });
-    let u = start_uapid(settings).await;
-    let addr = u.running.addr;
-    // A UAPI client over HTTPS, trusting our certificate: token, then a listing. (curl
-    // runs asynchronously: this test's runtime also serves uapid.)
+    };
+    let app = TestApp::spawn_with(|s| s.tls = Some(tls)).await;
+    let addr = app.addr();
+    // A UAPI client over HTTPS, trusting our certificate: token, then a listing.
     let curl = |args: Vec<String>| {
         let cert = cert.clone();
         async move {
@@ -548,6 +575,5 @@ async fn serves_https_with_the_configured_certificate() {
         .await
         .unwrap();
     assert!(!String::from_utf8_lossy(&plain.stdout).contains("\"ari\""));
-    u.running.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,12 +1,40 @@
 //! End to end: Asterisk restarts under a running uapid. uapid notices, reconnects ARI and
 //! AMI with backoff, resynchronizes, and its listing is right again.
 //!
-//! A binary of its own: restarting the shared PBX must not cut into other tests.
+//! The test holds the PBX ([`TestApp`]) while Asterisk is down, so no other test (of this
+//! binary or another process) runs meanwhile; if it fails with Asterisk down, Asterisk is
+//! started again before the PBX is released.
 
-mod common;
-
-use common::*;
+use crate::helpers::*;
+use crate::sipp::*;
 use serde_json::Value;
+
+/// Asterisk stopped; started again by [`AsteriskStopped::start`], or when dropped.
+struct AsteriskStopped(bool);
+
+impl AsteriskStopped {
+    fn now() -> AsteriskStopped {
+        sandbox_cmd(&["stop"]);
+        AsteriskStopped(true)
+    }
+
+    /// Starts Asterisk (the runner waits until ARI and AMI answer).
+    fn start(mut self) {
+        self.0 = false;
+        sandbox_cmd(&["start"]);
+    }
+}
+
+impl Drop for AsteriskStopped {
+    fn drop(&mut self) {
+        if self.0 {
+            // The test failed meanwhile: no assertion here (a panic while panicking aborts).
+            let _ = std::process::Command::new("bash")
+                .args([&sandbox_script(), "start"])
+                .status();
+        }
+    }
+}
 
 async fn health(api: &Api) -> (u16, Value) {
     let resp = api
@@ -21,16 +49,13 @@ async fn health(api: &Api) -> (u16, Value) {
 
 #[tokio::test]
 async fn asterisk_restart_is_survived() {
-    let _g = serial().await;
-    sandbox();
-    hangup_all().await;
-    let u = start_uapid(test_settings()).await;
-    let admin = u.api.token_for("admin-app").await;
+    let app = TestApp::spawn().await;
+    let admin = app.api.token_for("admin-app").await;
     let path = "/uapi/phoneCalls/@me/@self";
 
     let p024 = phone_answering("024", 100);
     let c = dial_from_phone("210", "024", 1);
-    let before = u
+    let before = app
         .api
         .wait_calls(path, &admin, "call before the restart", |c| {
             c.len() == 1 && status_of(&c[0], "0003*024").as_deref() == Some("5")
@@ -39,15 +64,15 @@ async fn asterisk_restart_is_survived() {
     drop((c, p024));
 
     // Asterisk goes away and comes back (the runner waits until ARI and AMI answer).
-    sandbox_cmd(&["stop"]);
+    let asterisk = AsteriskStopped::now();
     eventually("uapid to notice Asterisk is gone", || async {
-        let (st, h) = health(&u.api).await;
+        let (st, h) = health(&app.api).await;
         (st == 503 && h["ari"] == false && h["ami"] == false).then_some(())
     })
     .await;
     // Asterisk unreachable (its calls ended with it): creating a call answers 503 with
     // a UAPI error body, and nothing is left half-done.
-    let (st, body) = u
+    let (st, body) = app
         .api
         .send(
             reqwest::Method::POST,
@@ -65,22 +90,22 @@ async fn asterisk_restart_is_survived() {
         "{body}"
     );
 
-    sandbox_cmd(&["start"]);
+    asterisk.start();
     eventually("uapid to reconnect", || async {
-        let (st, _) = health(&u.api).await;
+        let (st, _) = health(&app.api).await;
         (st == 200).then_some(())
     })
     .await;
 
     // The old call died with Asterisk; the listing says so.
-    u.api
+    app.api
         .wait_calls(path, &admin, "the dead call to go", |c| c.is_empty())
         .await;
 
     // New calls show as before.
     let _p = phone_answering("024", 100);
     let _c = dial_from_phone("210", "024", 1);
-    let after = u
+    let after = app
         .api
         .wait_calls(path, &admin, "call after the restart", |c| {
             c.len() == 1 && status_of(&c[0], "0003*210").as_deref() == Some("5")
@@ -88,8 +113,7 @@ async fn asterisk_restart_is_survived() {
         .await;
     assert_ne!(after[0]["id"], before[0]["id"], "a new call has a new id");
     hangup_all().await;
-    u.api
+    app.api
         .wait_calls(path, &admin, "call gone", |c| c.is_empty())
         .await;
-    u.running.shutdown().await;
 }
