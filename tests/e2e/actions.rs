@@ -692,9 +692,19 @@ async fn all_calls_form_conflicts_and_bad_input() {
             ),
             (put().json(json!({"action":"Fly"})), 400, "pc_action_invalid"),
             (
-                put().json(json!({"action":"StartRecording"})),
-                501,
-                "request_not_implemented",
+                put().json(json!({"action":"StartRecording","format":"mp3","phoneCallViewId":"01"})),
+                400,
+                "pc_format_invalid",
+            ),
+            (
+                put().json(json!({"action":"StopRecording","phoneCallViewId":"01"})),
+                409,
+                "pc_recording_inactive",
+            ),
+            (
+                put().json(json!({"action":"Monitor","sendCallTo":"0003*024","phoneCallViewId":"01"})),
+                400,
+                "pc_sendcallto_invalid",
             ),
             (put().raw("{not json"), 400, "request_invalid"),
             (put().json(json!([1, 2])), 400, "request_invalid"),

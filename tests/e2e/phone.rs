@@ -67,7 +67,7 @@ async fn callee_hangs_up_and_audio_stops() {
     let mut p212 = Phone::bind("212").await;
     p212.auto_answer(Some(Duration::from_millis(200)));
 
-    let out = p211.dial("0003*212");
+    let out = p211.dial("212");
     out.wait_answered(WAIT).await;
     let inc = p212.next_call(WAIT).await;
     assert_eq!(inc.state(), CallState::Answered);
