@@ -44,6 +44,12 @@ pub(crate) fn start(a: &AsteriskSettings, inputs: mpsc::UnboundedSender<Input>) 
         inputs.clone(),
         ami.clone(),
     )));
+    // The dialplan uapid needs, installed at each login and kept (see crate::dialplan).
+    tasks.push(tokio::spawn(crate::dialplan::keep(
+        ami.clone(),
+        crate::dialplan::lines(a),
+        Duration::from_secs(5),
+    )));
 
     // ARI: websocket notices → parsed inputs; each connect triggers a snapshot.
     let (ari_tx, ari_rx) = mpsc::unbounded_channel();

@@ -70,8 +70,9 @@ impl CreateCallback {
             &self.options,
         )
         .await?;
+        let _ = channel;
         calls.note(Note::Owner {
-            channel,
+            call: id.to_string(),
             extension: self.owner.number.clone(),
         });
         Ok(id)

@@ -85,13 +85,14 @@ impl ConferenceInvite {
             };
             pbx.ring_into_exten(ring, &names.conference_context, room, &[])
                 .await?;
+            let id: Arc<str> = Arc::from(phone_call_id(&channel));
             if let Some(owner) = &self.owner {
                 calls.note(Note::Owner {
-                    channel: channel.clone(),
+                    call: id.to_string(),
                     extension: owner.number.clone(),
                 });
             }
-            ids.push(Arc::from(phone_call_id(&channel)));
+            ids.push(id);
         }
         Ok(ids)
     }

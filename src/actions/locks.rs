@@ -83,10 +83,26 @@ impl CallGuard {
     /// Holds the call's lock until `pred` holds on the tracker (bounded by [`SETTLE`]),
     /// in the background, so the next action on the call plans on this one's outcome.
     pub fn settle(self, calls: &Calls, pred: impl Fn(&Tracker) -> bool + Send + 'static) {
+        self.settle_then(calls, pred, |_| async {});
+    }
+
+    /// Like [`settle`](Self::settle), then runs `then` (told whether `pred` held)
+    /// before the lock is released: the last step of an action that waits for
+    /// Asterisk to show the first.
+    pub fn settle_then<F, Fut>(
+        self,
+        calls: &Calls,
+        pred: impl Fn(&Tracker) -> bool + Send + 'static,
+        then: F,
+    ) where
+        F: FnOnce(bool) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
         self.settling.store(true, Ordering::Release);
         let calls = calls.clone();
         tokio::spawn(async move {
-            calls.wait_until(SETTLE, pred).await;
+            let shown = calls.wait_until(SETTLE, pred).await;
+            then(shown).await;
             self.settling.store(false, Ordering::Release);
             drop(self);
         });

@@ -199,7 +199,7 @@ pub struct Ctx<'a> {
     pub view_ext: Option<String>,
     /// The extension the request's path names, if it names one.
     pub path_ext: Option<&'a str>,
-    pub pbx: &'a Pbx,
+    pub pbx: &'a Arc<Pbx>,
     pub calls: &'a Calls,
     pub dir: &'a Directory,
 }
@@ -219,7 +219,7 @@ impl Ctx<'_> {
 
 /// The actions service: what the HTTP layer calls.
 pub struct Actions {
-    pbx: Pbx,
+    pbx: Arc<Pbx>,
     calls: Calls,
     dir: Arc<Directory>,
     locks: CallLocks,
@@ -228,7 +228,7 @@ pub struct Actions {
 impl Actions {
     pub fn new(pbx: Pbx, calls: Calls, dir: Arc<Directory>) -> Actions {
         Actions {
-            pbx,
+            pbx: Arc::new(pbx),
             calls,
             dir,
             locks: CallLocks::default(),

@@ -3,7 +3,6 @@
 //! rings the parker back. The parker's own leg ends, as when a phone parks a call.
 
 use super::input::{Body, ParkTimeout, ViewId};
-use super::locks::SETTLE;
 use super::{ensure_free, ActionError, Ctx, Done, InputError, StateError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,18 +33,26 @@ impl Park {
         cx.pbx
             .park(&peer.name, &own.name, self.timeout.millis())
             .await?;
-        // A Dial() bridge ends the parker's leg by itself; uapid's Stasis bridge does not.
-        if own.in_stasis {
-            let parked = peer.id.clone();
-            cx.calls
-                .wait_until(SETTLE, move |t| t.parked(&parked).is_some())
-                .await;
-            let _ = cx.pbx.hang_up(&own.id).await;
-        }
-        let parked = peer.id.clone();
+        // The parker's leg ends, as when a phone parks a call. A Dial() bridge usually
+        // ends it by itself, uapid's Stasis bridge never does, and under load Asterisk
+        // was seen to leave it up, alone in the Dial() bridge: once the park shows,
+        // uapid ends it if it is still there.
+        let (parked, parker) = (peer.id.clone(), own.id.clone());
+        let pbx = cx.pbx.clone();
+        let calls = cx.calls.clone();
         let done = cx.done();
-        cx.guard
-            .settle(cx.calls, move |t| t.parked(&parked).is_some());
+        cx.guard.settle_then(
+            cx.calls,
+            move |t| t.parked(&parked).is_some(),
+            move |shown| async move {
+                let still_there = calls.read().channel(&parker).is_some();
+                if shown && still_there {
+                    if let Err(e) = pbx.hang_up(&parker).await {
+                        tracing::debug!("park: the parker's leg: {e}");
+                    }
+                }
+            },
+        );
         Ok(done)
     }
 }

@@ -225,14 +225,23 @@ fn dialed_number(t: &Tracker, call: &CallState) -> String {
     }
 }
 
-/// The UAPI status of a view whose leg is `own`.
-fn view_status(own: Option<&ChannelState>, others: &[&ChannelState], parked: bool) -> u8 {
+/// The UAPI status of a view whose leg is `own`. A view with no leg of its own shows
+/// "on call" when it parked the call, and, when uapid made the call for it (a
+/// callback), how the call stands; otherwise "unknown".
+fn view_status(
+    own: Option<&ChannelState>,
+    others: &[&ChannelState],
+    parked: bool,
+    made_for: bool,
+) -> u8 {
     let other_ringing = others.iter().any(|c| c.state == ChanState::Ringing);
     let Some(c) = own else {
-        return if parked {
-            status::ON_CALL
-        } else {
-            status::UNKNOWN
+        return match () {
+            _ if parked => status::ON_CALL,
+            _ if !made_for => status::UNKNOWN,
+            _ if other_ringing => status::OTHER_SIDE_RINGING,
+            _ if others.iter().any(|c| c.state == ChanState::Up) => status::ON_CALL,
+            _ => status::TRYING,
         };
     };
     match c.state {
@@ -271,7 +280,8 @@ fn view(t: &Tracker, call: &CallState, s: &Shared<'_>, ext: &str, index: usize) 
         let p = t.parked(&c.id)?;
         (t.parker_extension(p) == Some(ext)).then_some(p)
     });
-    let st = view_status(own, &others, parked.is_some());
+    let made_for = t.owner_of(&call.id) == Some(ext);
+    let st = view_status(own, &others, parked.is_some(), made_for);
 
     // The other party as this extension's phone shows it (its connected line). A leg
     // uapid or the lot originated has no connected line until bridged: its caller id

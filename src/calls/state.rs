@@ -48,10 +48,10 @@ pub enum Note {
     NotRecording { channel: String },
     /// When `channel` was answered, read back after a restart (`CDR(answer)`).
     Answered { channel: String, at: Time },
-    /// uapid created the call of `channel` for `extension` (a callback or a conference
-    /// invite, whose parties may all be public numbers): the call shows in that
-    /// extension's view.
-    Owner { channel: String, extension: String },
+    /// uapid created the call `call` (its UAPI id) for `extension` (a callback or a
+    /// conference invite, whose parties may all be public numbers): the call shows in
+    /// that extension's view while it lasts.
+    Owner { call: String, extension: String },
 }
 
 /// A recording running on a channel (MixMonitor).

@@ -33,8 +33,8 @@ pub struct Tracker {
     app: Text,
     /// The uapid bridge of each call that has one (see [`uapid_bridge_name`]).
     pub(super) uapid_bridges: HashMap<Arc<str>, Text>,
-    /// The extension uapid created a channel's call for (`Note::Owner`), by channel id.
-    owners: HashMap<Text, String>,
+    /// The extension uapid created a call for (`Note::Owner`), by call id.
+    owners: HashMap<Arc<str>, String>,
     /// Linkedids AMI told for channels ARI has not shown yet.
     pub(super) ami_linkedids: HashMap<Text, Text>,
     pub(super) channels: HashMap<Text, ChannelState>,
@@ -240,6 +240,11 @@ impl Tracker {
             .min()
     }
 
+    /// The extension uapid created the call for (a callback, a conference invite).
+    pub fn owner_of(&self, call: &str) -> Option<&str> {
+        self.owners.get(call).map(String::as_str)
+    }
+
     /// Whether uapid left this channel alone, so that it must end it as Dial() would
     /// have: it runs in uapid's application, is not parked (a parked call waits in the
     /// lot, whoever left) and no other channel is left in its call.
@@ -309,13 +314,14 @@ impl Tracker {
                     });
                 }
             }
-            Note::Owner { channel, extension } => {
-                // Bounded: an originate that never made its channel leaves its entry.
+            Note::Owner { call, extension } => {
+                // Bounded: an originate that never made its call leaves its entry.
                 if self.owners.len() >= 65_536 {
-                    self.owners.clear();
+                    self.owners.retain(|c, _| self.calls.contains_key(c));
                 }
-                self.owners.insert(Text::from(channel.as_str()), extension);
-                self.refresh_call_of(&channel);
+                let call: Arc<str> = Arc::from(call);
+                self.owners.insert(call.clone(), extension);
+                self.refresh_call(&call);
             }
             Note::Answered { channel, at } => {
                 let Some(c) = self.channels.get_mut(channel.as_str()) else {
@@ -400,9 +406,9 @@ impl Tracker {
         self.refresh_call(&call_id);
     }
 
-    /// Channels of different calls talking in one bridge become one call, the oldest,
-    /// as Asterisk's linkedid propagation makes them (its snapshots show it only later).
-    /// A parking lot's holding bridge joins nothing.
+    /// Channels of different calls talking in one bridge make their calls one, the
+    /// oldest, as Asterisk's linkedid propagation makes them (its snapshots show it only
+    /// later). A parking lot's holding bridge joins nothing.
     pub(super) fn merge_bridged(&mut self, bridge: &str) {
         let Some(b) = self.bridges.get(bridge) else {
             return;
@@ -420,21 +426,35 @@ impl Tracker {
         let Some((call, linkedid)) = oldest else {
             return;
         };
-        for m in members {
-            let Some(ch) = self.channels.get_mut(&m) else {
-                continue;
-            };
-            if ch.call == call {
-                continue;
+        // Whole calls join, not only the bridged legs: a call whose Local channel enters
+        // a conference brings the phone on the Local channel's other side with it.
+        let joining: Vec<Arc<str>> = members
+            .iter()
+            .filter_map(|m| self.channels.get(m))
+            .map(|c| c.call.clone())
+            .filter(|c| *c != call)
+            .collect();
+        for old_call in joining {
+            let chans = self
+                .calls
+                .get(&old_call)
+                .map(|c| c.channels.clone())
+                .unwrap_or_default();
+            for m in chans {
+                let Some(ch) = self.channels.get_mut(&m) else {
+                    continue;
+                };
+                if ch.call == call {
+                    continue;
+                }
+                let old = std::mem::replace(&mut ch.call, call.clone());
+                ch.linkedid = linkedid.clone();
+                self.attach(&m, Some(old));
             }
-            let old = std::mem::replace(&mut ch.call, call.clone());
-            ch.linkedid = linkedid.clone();
-            self.attach(&m, Some(old));
         }
     }
 
     pub(super) fn remove_channel(&mut self, id: &str) {
-        self.owners.remove(id);
         self.ami_linkedids.remove(id);
         let Some(c) = self.channels.remove(id) else {
             return;
@@ -458,6 +478,7 @@ impl Tracker {
         if call.channels.is_empty() {
             let call = self.calls.remove(id).expect("present");
             self.index.remove(&old_key, keys(&call));
+            self.owners.remove(id);
             return;
         }
 
@@ -470,15 +491,29 @@ impl Tracker {
         chans.sort_by(|a, b| creation_order((&a.created, &a.id), (&b.created, &b.id)));
         let ordered: Vec<Text> = chans.iter().map(|c| c.id.clone()).collect();
         let first = chans[0];
+        // The party that started the call: the oldest channel that is someone (a Local
+        // channel uapid originated through the dial context is no one, until the
+        // channel it dials shows).
+        let someone = || {
+            chans
+                .iter()
+                .map(|c| self.party_of(c))
+                .find(|p| !matches!(p, Party::Other(_)))
+        };
         let (origin, dialed, published) = if !call.origin_set {
             (self.party_of(first), first.exten.clone(), first.created)
+        } else if let Some(p) = matches!(call.origin, Party::Other(_))
+            .then(someone)
+            .flatten()
+        {
+            (p, call.dialed.clone(), call.published)
         } else if ordered.len() == 1 && first.id == call.linkedid {
             // Still alone: what it dials may still change as the dialplan runs.
             (call.origin.clone(), first.exten.clone(), call.published)
         } else {
             (call.origin.clone(), call.dialed.clone(), call.published)
         };
-        let (exts, users, orgs) = self.involved(&origin, &chans);
+        let (exts, users, orgs) = self.involved(&origin, self.owners.get(id), &chans);
 
         let call = self.calls.get_mut(id).expect("present");
         call.channels = ordered;
@@ -514,11 +549,12 @@ impl Tracker {
     }
 
     /// The extensions a call involves (its views, in order of appearance: the origin,
-    /// each channel's, and the parker of a parked channel), and their users and
-    /// organizations.
+    /// the extension uapid made it for, each channel's, and the parker of a parked
+    /// channel), and their users and organizations.
     fn involved(
         &self,
         origin: &Party,
+        owner: Option<&String>,
         chans: &[&ChannelState],
     ) -> (Vec<String>, Vec<u64>, Vec<u64>) {
         let mut exts: Vec<String> = Vec::new();
@@ -530,13 +566,14 @@ impl Tracker {
         if let Party::Extension(n) = origin {
             push(n);
         }
+        if let Some(n) = owner {
+            push(n);
+        }
         for c in chans {
             if let Some(x) = self.extension_of(c) {
                 push(&x.number);
             }
-            if let Some(n) = self.owners.get(&c.id) {
-                push(n);
-            }
+
             if let Some(n) = self
                 .parked
                 .get(&c.id)

@@ -35,6 +35,16 @@ pub fn sandbox() {
     });
 }
 
+/// The sandbox's root filesystem on this machine (files Asterisk writes are below it).
+pub fn sandbox_root() -> String {
+    let out = Command::new("bash")
+        .arg(sandbox_script())
+        .arg("root")
+        .output()
+        .expect("run docker/sandbox.sh root");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// Runs a sandbox subcommand (e.g. `restart`) and asserts it succeeded.
 pub fn sandbox_cmd(args: &[&str]) {
     let st = Command::new("bash")
@@ -206,6 +216,11 @@ impl TestApp {
             uapid: Some(uapid),
             _pbx: pbx,
         }
+    }
+
+    /// The settings this test's uapid runs with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 
     /// Where uapid listens.

@@ -7,14 +7,18 @@
 //!   hears whom
 //! - the tests: `list` (List PhoneCalls and who may see it), `actions` (the actions, seen
 //!   in Asterisk and in List), `media` (the same actions, judged by the RTP), `phone`
-//!   (the test phone against Asterisk), `restart` (Asterisk restarts under uapid)
+//!   (the test phone against Asterisk), `restart` (Asterisk restarts under uapid),
+//!   `contract` (recording, barge-in, whisper, monitor, callback, conference invites),
+//!   `safety` (sequences that once lost calls; two uapids; a frozen Asterisk)
 
 mod helpers;
 mod sip_phone;
 mod sipp;
 
 mod actions;
+mod contract;
 mod list;
 mod media;
 mod phone;
 mod restart;
+mod safety;

@@ -11,13 +11,13 @@ use serde_json::{json, Value};
 
 const ALICE_ALL: &str = "/uapi/phoneCalls/@me/@self";
 /// Packets that prove audio flows: 1 s of 20 ms packets.
-const HEARD: u64 = 50;
+pub(crate) const HEARD: u64 = 50;
 /// Packets allowed in flight when audio changes course.
-const IN_FLIGHT: u64 = 5;
+pub(crate) const IN_FLIGHT: u64 = 5;
 
 /// Waits until `a` and `b` have each heard [`HEARD`] more packets of the other's marker
 /// than when called.
-async fn both_hear_more(a: &Call, b: &Call) {
+pub(crate) async fn both_hear_more(a: &Call, b: &Call) {
     let (na, nb) = (a.heard_from(b.marker()), b.heard_from(a.marker()));
     a.wait_heard(b.marker(), na + HEARD, WAIT).await;
     b.wait_heard(a.marker(), nb + HEARD, WAIT).await;
@@ -25,7 +25,7 @@ async fn both_hear_more(a: &Call, b: &Call) {
 
 /// `a` and `b` hear each other: each gets [`HEARD`] new packets of the other's marker,
 /// then, over [`HEARD`] more, nothing but that marker (no music, no third party).
-async fn assert_talking(a: &Call, b: &Call) {
+pub(crate) async fn assert_talking(a: &Call, b: &Call) {
     let t = Instant::now();
     both_hear_more(a, b).await;
     let (sa, sb) = (a.rtp(), b.rtp());
@@ -49,12 +49,12 @@ async fn assert_talking(a: &Call, b: &Call) {
 }
 
 /// How many packets of `marker` `call` heard since `before`.
-fn heard_since(call: &Call, before: &RtpStats, marker: u8) -> u64 {
+pub(crate) fn heard_since(call: &Call, before: &RtpStats, marker: u8) -> u64 {
     call.heard_from(marker) - before.heard.get(&marker).copied().unwrap_or(0)
 }
 
 /// `caller` dials `number`, `callee` answers; both calls once answered and talking.
-async fn answered(caller: &Phone, callee: &mut Phone, number: &str) -> (Call, Call) {
+pub(crate) async fn answered(caller: &Phone, callee: &mut Phone, number: &str) -> (Call, Call) {
     let out = caller.dial(number);
     let inc = callee.next_call(WAIT).await;
     inc.answer();
@@ -64,7 +64,7 @@ async fn answered(caller: &Phone, callee: &mut Phone, number: &str) -> (Call, Ca
 }
 
 /// Waits until List shows one call, every view answered; returns its id.
-async fn answered_id(app: &TestApp, token: &str) -> String {
+pub(crate) async fn answered_id(app: &TestApp, token: &str) -> String {
     let calls = app
         .api
         .wait_calls(ALICE_ALL, token, "one answered call", |c| {
@@ -78,7 +78,7 @@ async fn answered_id(app: &TestApp, token: &str) -> String {
 }
 
 /// PUTs an action that must be accepted (202).
-async fn put_ok(app: &TestApp, token: &str, path: &str, body: Value) {
+pub(crate) async fn put_ok(app: &TestApp, token: &str, path: &str, body: Value) {
     let t = Instant::now();
     let (st, resp) = app.api.put(path, token, body.clone()).await;
     assert_eq!(st, 202, "{body} → {resp}");

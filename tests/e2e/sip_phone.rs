@@ -244,6 +244,9 @@ struct Media {
     remote: Option<SocketAddr>,
     far_direction: String,
     sending: bool,
+    /// Sends nothing while the call stays up (so a mix Asterisk makes of this call and
+    /// others carries the others' markers alone).
+    muted: bool,
     stats: RtpStats,
 }
 
@@ -276,7 +279,7 @@ async fn rtp_loop(sock: UdpSocket, media: Arc<Mutex<Media>>, marker: u8) {
                 let to = {
                     let mut m = media.lock().unwrap();
                     m.stats.ticks += 1;
-                    m.remote.filter(|_| m.sending)
+                    m.remote.filter(|_| m.sending && !m.muted)
                 };
                 let Some(to) = to else { continue };
                 let mut pkt = vec![0x80, 8];
@@ -739,6 +742,11 @@ impl Call {
     /// RTP counters so far.
     pub fn rtp(&self) -> RtpStats {
         self.0.media.lock().unwrap().stats.clone()
+    }
+
+    /// Stops (or resumes) sending audio, the call otherwise unchanged.
+    pub fn mute(&self, muted: bool) {
+        self.0.media.lock().unwrap().muted = muted;
     }
 
     /// Received packets whose payload is `marker` repeated.
