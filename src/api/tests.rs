@@ -467,8 +467,8 @@ async fn every_bad_action_body_gets_its_code() {
         (st, resp["error"]["code"].as_str()),
         (400, Some("request_invalid"))
     );
-    // The all-calls form with no call to act on.
-    let (st, _) = send(
+    // The all-calls form with no call to act on: 200 with an empty array.
+    let (st, body) = send(
         &app,
         "PUT",
         "/uapi/phoneCalls/@me/0003*210",
@@ -476,7 +476,7 @@ async fn every_bad_action_body_gets_its_code() {
         r#"{"action":"OffHold"}"#,
     )
     .await;
-    assert_eq!(st, 204);
+    assert_eq!((st, body), (200, json!([])));
 }
 
 #[tokio::test]
@@ -496,7 +496,7 @@ async fn bad_hang_ups_and_bad_calls_to_create() {
         ),
         (
             "DELETE",
-            "/uapi/phoneCalls/@me/0003*210/0123456789abcdef0123",
+            "/uapi/phoneCalls/@me/0003*210/x.y",
             Value::Null,
             400,
             "pc_phonecall_invalid",
@@ -566,15 +566,16 @@ async fn bad_hang_ups_and_bad_calls_to_create() {
         ),
     ];
     check(&app, Some(&t), &rows).await;
-    let (st, _) = send(
-        &app,
-        "DELETE",
+    // Nothing to hang up, and a call already gone: 200 with an empty array.
+    for path in [
         "/uapi/phoneCalls/@me/0003*210",
-        Some(&t),
-        "",
-    )
-    .await;
-    assert_eq!(st, 204, "nothing to hang up");
+        "/uapi/phoneCalls/@me/0003*210/",
+        "/uapi/phoneCalls/@me/0003*210/0123456789abcdef0123",
+        "/uapi/phoneCalls/@me/@self/0123456789abcdef0123/",
+    ] {
+        let (st, body) = send(&app, "DELETE", path, Some(&t), "").await;
+        assert_eq!((st, &body), (200, &json!([])), "DELETE {path}");
+    }
 }
 
 #[tokio::test]
@@ -586,4 +587,39 @@ async fn health_says_the_pbx_is_unreachable() {
         (503, &json!(false), &json!(false)),
         "{body}"
     );
+}
+
+/// Every 2xx has a JSON body: clients parse one on each.
+#[tokio::test]
+async fn every_success_has_a_json_body() {
+    let app = app();
+    let t = token(&app, "admin-app").await;
+    for (method, uri, body) in [
+        ("GET", "/uapi/phoneCalls/@me/@self/", ""),
+        (
+            "GET",
+            "/uapi/phoneCalls/@me/@self/0123456789abcdef0123/",
+            "",
+        ),
+        (
+            "PUT",
+            "/uapi/phoneCalls/@me/0003*210/",
+            r#"{"action":"OnHold"}"#,
+        ),
+        ("DELETE", "/uapi/phoneCalls/@me/0003*210/", ""),
+        (
+            "DELETE",
+            "/uapi/phoneCalls/@me/0003*210/0123456789abcdef0123/",
+            "",
+        ),
+        (
+            "DELETE",
+            "/uapi/phoneCalls/@me/0003*210?phoneNumber=3235742879",
+            "",
+        ),
+    ] {
+        let (st, v) = send(&app, method, uri, Some(&t), body).await;
+        assert!((200..300).contains(&st), "{method} {uri} → {st} {v}");
+        assert!(!v.is_null(), "{method} {uri}: a JSON body");
+    }
 }
