@@ -89,6 +89,8 @@ pub enum StartError {
 /// Starts uapid: Asterisk links, the tracker, and the HTTP server on `settings.listen`.
 pub async fn start(settings: Settings) -> Result<Running, StartError> {
     let directory = Arc::new(Directory::build(&settings.directory)?);
+    // Before anything connects anywhere: a key that cannot be had stops the start.
+    let token_key = settings.token_key()?;
     let a = &settings.asterisk;
     // Two uapids on one ARI application would take it from each other in turn: refuse
     // to start on one in use. (An unreachable PBX cannot say; the links then retry.)
@@ -115,9 +117,13 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     let bound = server::bind(settings.listen)?;
     let addr = bound.addr;
     let state = Arc::new(api::AppState {
-        directory,
         calls: calls.clone(),
-        tokens: api::auth::TokenStore::new(Duration::from_secs(settings.token_ttl_secs)),
+        tokens: api::auth::Tokens::new(
+            &token_key,
+            Duration::from_secs(settings.token_ttl_secs),
+            &directory,
+        ),
+        directory,
         base_url: settings.base_url(addr),
         actions,
     });

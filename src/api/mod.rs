@@ -8,7 +8,6 @@ pub(crate) mod target;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -22,14 +21,14 @@ use serde_json::json;
 use crate::actions::Actions;
 use crate::calls::Calls;
 use crate::config::{Account, Directory};
-use auth::TokenStore;
+use auth::Tokens;
 use error::{ApiError, Code};
 
 /// What every handler shares.
 pub(crate) struct AppState {
     pub directory: Arc<Directory>,
     pub calls: Calls,
-    pub tokens: TokenStore,
+    pub tokens: Tokens,
     pub base_url: String,
     pub actions: Arc<Actions>,
 }
@@ -134,7 +133,7 @@ async fn token(
             "client_id and client_secret are required",
         ));
     };
-    let Some(issued) = s.tokens.issue(&s.directory, id, secret, Instant::now()) else {
+    let Ok(issued) = s.tokens.issue(id, secret, auth::unix_now()) else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             Code::InvalidClient,

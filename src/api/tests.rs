@@ -12,28 +12,35 @@ use axum::Router;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-use super::auth::TokenStore;
+use super::auth::{unix_now, Tokens};
 use super::{router, AppState};
 use crate::actions::{Actions, Pbx, PbxNames};
 use crate::asterisk::ami::AmiClient;
 use crate::calls::Calls;
-use crate::config::{Directory, Settings};
+use crate::config::{Directory, DirectoryConfig, Secret, Settings};
+
+const KEY: &[u8] = b"the token key of the router tests";
 
 /// The router of a uapid whose PBX is unreachable.
 fn app() -> Router {
+    app_with(Settings::defaults().directory)
+}
+
+/// The same, with its own directory.
+fn app_with(directory: DirectoryConfig) -> Router {
     let s = Settings::defaults();
     let mut a = s.asterisk.clone();
     a.ami_addr = "127.0.0.1:9".into();
     a.ari_url = "http://127.0.0.1:9".into();
-    let dir = Arc::new(Directory::build(&s.directory).unwrap());
+    let dir = Arc::new(Directory::build(&directory).unwrap());
     let (calls, _inputs, _task) = Calls::spawn(dir.clone(), &a.app);
     let (ami, _task) = AmiClient::spawn(a.ami(&[]), tokio::sync::mpsc::unbounded_channel().0);
     let pbx = Pbx::new(vec![ami], a.ari_rest(), PbxNames::from_settings(&a), vec![]);
     let actions = Arc::new(Actions::new(pbx, calls.clone(), dir.clone()));
     router(Arc::new(AppState {
+        tokens: Tokens::new(KEY, Duration::from_secs(60), &dir),
         directory: dir,
         calls,
-        tokens: TokenStore::new(Duration::from_secs(60)),
         base_url: "http://uapid.test".into(),
         actions,
     }))
@@ -587,6 +594,57 @@ async fn health_says_the_pbx_is_unreachable() {
         (503, &json!(false), &json!(false)),
         "{body}"
     );
+}
+
+#[tokio::test]
+async fn tokens_outlive_the_instance_but_not_a_changed_secret() {
+    let first = app();
+    let alice = token(&first, "alice-app").await;
+    let bob = token(&first, "bob-app").await;
+    assert!(
+        alice.len() >= 10
+            && alice
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)),
+        "the format the real client checks: {alice}"
+    );
+    let list = |app: Router, t: String| async move {
+        let (st, body) = send(&app, "GET", "/uapi/phoneCalls/@me/@self/", Some(&t), "").await;
+        (st, body["error"]["code"].as_str().unwrap_or("").to_string())
+    };
+    // Another instance with the same key: a restart, or a second node.
+    assert_eq!(list(app(), alice.clone()).await, (200, String::new()));
+
+    let mut changed = Settings::defaults().directory;
+    let a = changed
+        .apps
+        .iter_mut()
+        .find(|a| a.client_id == "alice-app")
+        .unwrap();
+    a.secret = Secret::new("alice-new-secret");
+    let changed = app_with(changed);
+    assert_eq!(
+        list(changed.clone(), alice.clone()).await,
+        (401, "access_denied".into())
+    );
+    assert_eq!(list(changed, bob.clone()).await, (200, String::new()));
+
+    let mut removed = Settings::defaults().directory;
+    removed.apps.retain(|a| a.client_id != "bob-app");
+    let removed = app_with(removed);
+    assert_eq!(
+        list(removed.clone(), bob).await,
+        (401, "access_denied".into())
+    );
+    assert_eq!(list(removed, alice).await, (200, String::new()));
+
+    // Expired an hour ago (signed with the same key).
+    let dir = Directory::build(&Settings::defaults().directory).unwrap();
+    let old = Tokens::new(KEY, Duration::from_secs(60), &dir)
+        .issue("alice-app", "alice-secret", unix_now() - 3600)
+        .unwrap()
+        .token;
+    assert_eq!(list(app(), old).await, (401, "access_denied".into()));
 }
 
 /// Every 2xx has a JSON body: clients parse one on each.

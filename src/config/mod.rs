@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod directory;
+mod state;
 pub use directory::*;
+pub use state::*;
 
 /// The defaults, compiled in so that uapid runs with no configuration at all.
 pub const DEFAULTS: &str = include_str!("../../uapid.toml");
@@ -45,6 +47,14 @@ pub struct Settings {
     pub public_url: Option<String>,
     #[serde(default = "default_token_ttl")]
     pub token_ttl_secs: u64,
+    /// The key tokens are signed with (at least 32 characters). Unset: the key kept in
+    /// `<state_dir>/token.key`, made at the first start.
+    #[serde(default)]
+    pub token_key: Option<Secret>,
+    /// Where uapid keeps what must outlive a restart (the token key). Unset: see
+    /// [`Settings::state_dir`].
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
     #[serde(default)]
     pub tls: Option<TlsSettings>,
     pub asterisk: AsteriskSettings,
@@ -265,6 +275,8 @@ pub enum ConfigError {
     Load(#[from] config::ConfigError),
     #[error("directory: {0}")]
     Directory(String),
+    #[error("token key: {0}")]
+    TokenKey(String),
 }
 
 impl Settings {
@@ -282,6 +294,9 @@ impl Settings {
         );
         let settings: Settings = builder.build()?.try_deserialize()?;
         Directory::build(&settings.directory)?;
+        if let Some(k) = &settings.token_key {
+            check_token_key(k.expose().as_bytes())?;
+        }
         Ok(settings)
     }
 
