@@ -89,6 +89,7 @@ pub enum StartError {
 /// Starts uapid: Asterisk links, the tracker, and the HTTP server on `settings.listen`.
 pub async fn start(settings: Settings) -> Result<Running, StartError> {
     let directory = Arc::new(Directory::build(&settings.directory)?);
+    settings.limits.check()?;
     // Before anything connects anywhere: a key that cannot be had stops the start.
     let token_key = settings.token_key()?;
     let a = &settings.asterisk;
@@ -123,6 +124,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
             Duration::from_secs(settings.token_ttl_secs),
             &directory,
         ),
+        limits: settings.limits.clone(),
         directory,
         base_url: settings.base_url(addr),
         actions,

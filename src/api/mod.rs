@@ -3,24 +3,26 @@
 pub(crate) mod actions;
 pub(crate) mod auth;
 pub(crate) mod error;
+pub(crate) mod guard;
 pub mod list;
 pub(crate) mod target;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use axum::{Form, Json, Router};
+use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::actions::Actions;
 use crate::calls::Calls;
-use crate::config::{Account, Directory};
+use crate::config::{Account, Directory, Limits};
 use auth::Tokens;
 use error::{ApiError, Code};
 
@@ -29,6 +31,7 @@ pub(crate) struct AppState {
     pub directory: Arc<Directory>,
     pub calls: Calls,
     pub tokens: Tokens,
+    pub limits: Limits,
     pub base_url: String,
     pub actions: Arc<Actions>,
 }
@@ -76,6 +79,10 @@ pub(crate) fn router(state: Shared) -> Router {
     }
     r.fallback(not_found)
         .method_not_allowed_fallback(not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::guard,
+        ))
         .with_state(state)
 }
 
@@ -100,10 +107,45 @@ pub struct TokenRequest {
     kind: Option<String>,
 }
 
+impl TokenRequest {
+    /// The request's fields: form-encoded as OAuth has them (also with no content type),
+    /// or a JSON object.
+    fn parse(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest, ApiError> {
+        let ctype = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            });
+        let bad = |e: &dyn std::fmt::Display| {
+            ApiError::bad_request(Code::InvalidRequest, format!("the token request: {e}"))
+        };
+        match ctype.as_deref() {
+            None | Some("application/x-www-form-urlencoded") => {
+                serde_urlencoded::from_bytes(body).map_err(|e| bad(&e))
+            }
+            Some("application/json") => serde_json::from_slice(body).map_err(|e| bad(&e)),
+            Some(other) => Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                Code::UnsupportedMediaType,
+                format!(
+                    "a token request is form-encoded (application/x-www-form-urlencoded), not {other}"
+                ),
+            )),
+        }
+    }
+}
+
 async fn token(
     State(s): State<Shared>,
-    Form(req): Form<TokenRequest>,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> Result<Response, ApiError> {
+    let req = TokenRequest::parse(&headers, &body)?;
     match req.grant_type.as_deref() {
         Some("client_credentials") => {}
         Some(other) => {

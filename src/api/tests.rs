@@ -2,12 +2,17 @@
 //! row of a table: method, path, who asks, body → status and UAPI code. uapid's links
 //! point at a closed port, so nothing here reaches Asterisk; the requests that would
 //! are those answered before any PBX step (bad input, unknown calls, nothing to do).
+//! What needs a real socket (timeouts, the connection cap, hyper's own answers) is in
+//! `tests/e2e_tokens.rs`.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
+use axum::response::Response;
 use axum::Router;
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -17,17 +22,18 @@ use super::{router, AppState};
 use crate::actions::{Actions, Pbx, PbxNames};
 use crate::asterisk::ami::AmiClient;
 use crate::calls::Calls;
-use crate::config::{Directory, DirectoryConfig, Secret, Settings};
+use crate::config::Directory;
+use crate::config::{DirectoryConfig, Limits, Secret, Settings};
 
 const KEY: &[u8] = b"the token key of the router tests";
 
 /// The router of a uapid whose PBX is unreachable.
 fn app() -> Router {
-    app_with(Settings::defaults().directory)
+    app_with(Settings::defaults().directory, Limits::default())
 }
 
-/// The same, with its own directory.
-fn app_with(directory: DirectoryConfig) -> Router {
+/// The same, with its own directory and limits.
+fn app_with(directory: DirectoryConfig, limits: Limits) -> Router {
     let s = Settings::defaults();
     let mut a = s.asterisk.clone();
     a.ami_addr = "127.0.0.1:9".into();
@@ -39,11 +45,37 @@ fn app_with(directory: DirectoryConfig) -> Router {
     let actions = Arc::new(Actions::new(pbx, calls.clone(), dir.clone()));
     router(Arc::new(AppState {
         tokens: Tokens::new(KEY, Duration::from_secs(60), &dir),
+        limits,
         directory: dir,
         calls,
         base_url: "http://uapid.test".into(),
         actions,
     }))
+}
+
+/// The address requests come from unless said otherwise.
+const CLIENT: &str = "192.0.2.1:40000";
+
+/// Sends one request → the response.
+async fn raw(app: &Router, req: Request<Body>) -> Response {
+    let mut req = req;
+    if req.extensions().get::<ConnectInfo<SocketAddr>>().is_none() {
+        req.extensions_mut()
+            .insert(ConnectInfo(CLIENT.parse::<SocketAddr>().unwrap()));
+    }
+    app.clone().oneshot(req).await.unwrap()
+}
+
+/// A response's status and JSON body (Null when there is none).
+async fn parts(resp: Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 /// Sends one request → (status, JSON body; Null when empty).
@@ -61,18 +93,12 @@ async fn send(
     if uri.starts_with("/oauth") {
         req = req.header("content-type", "application/x-www-form-urlencoded");
     }
-    let resp = app
-        .clone()
-        .oneshot(req.body(Body::from(body.to_string())).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    parts(raw(app, req.body(Body::from(body.to_string())).unwrap()).await).await
+}
+
+fn credentials(client: &str, secret: &str) -> String {
+    format!(
+        "grant_type=client_credentials&client_id={client}&client_secret={secret}&type=unifiedapi"
     )
 }
 
@@ -622,7 +648,7 @@ async fn tokens_outlive_the_instance_but_not_a_changed_secret() {
         .find(|a| a.client_id == "alice-app")
         .unwrap();
     a.secret = Secret::new("alice-new-secret");
-    let changed = app_with(changed);
+    let changed = app_with(changed, Limits::default());
     assert_eq!(
         list(changed.clone(), alice.clone()).await,
         (401, "access_denied".into())
@@ -631,7 +657,7 @@ async fn tokens_outlive_the_instance_but_not_a_changed_secret() {
 
     let mut removed = Settings::defaults().directory;
     removed.apps.retain(|a| a.client_id != "bob-app");
-    let removed = app_with(removed);
+    let removed = app_with(removed, Limits::default());
     assert_eq!(
         list(removed.clone(), bob).await,
         (401, "access_denied".into())
@@ -645,6 +671,165 @@ async fn tokens_outlive_the_instance_but_not_a_changed_secret() {
         .unwrap()
         .token;
     assert_eq!(list(app(), old).await, (401, "access_denied".into()));
+}
+
+#[tokio::test]
+async fn token_requests_as_form_or_json() {
+    let app = app();
+    let json_req = |ctype: &str, body: &str| {
+        Request::builder()
+            .method("POST")
+            .uri("/oauth/token.php")
+            .header("content-type", ctype)
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let body =
+        r#"{"grant_type":"client_credentials","client_id":"bob-app","client_secret":"bob-secret"}"#;
+    let (st, resp) = parts(raw(&app, json_req("application/json", body)).await).await;
+    assert_eq!(st, 200, "{resp}");
+    assert_eq!(resp["expires_in"], 60);
+    let form = credentials("bob-app", "bob-secret");
+    let (st, _) = parts(
+        raw(
+            &app,
+            json_req("application/x-www-form-urlencoded; charset=UTF-8", &form),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(st, 200);
+    let rows = [
+        ("text/plain", form.as_str(), 415, "unsupported_media_type"),
+        (
+            "application/json",
+            "{\"grant_type\":",
+            400,
+            "invalid_request",
+        ),
+        ("application/json", "[1]", 400, "invalid_request"),
+        (
+            "application/json",
+            r#"{"grant_type":7}"#,
+            400,
+            "invalid_request",
+        ),
+        (
+            "application/x-www-form-urlencoded",
+            "grant_type=client_credentials&grant_type=password",
+            400,
+            "invalid_request",
+        ),
+    ];
+    for (ctype, body, status, code) in rows {
+        let (st, resp) = parts(raw(&app, json_req(ctype, body)).await).await;
+        assert_eq!(
+            (st, resp["error"]["code"].as_str().unwrap_or("")),
+            (status, code),
+            "{ctype} {body} → {resp}"
+        );
+    }
+}
+
+/// Each failure of the HTTP exchange itself answers the UAPI body, with its code.
+#[tokio::test]
+async fn http_failures_answer_uapi_errors() {
+    let limits = Limits {
+        body_timeout_secs: 1,
+        ..Limits::default()
+    };
+    let app = app_with(Settings::defaults().directory, limits.clone());
+    let t = token(&app, "alice-app").await;
+    let put = "/uapi/phoneCalls/@me/0003*210";
+    let big = format!(
+        r#"{{"action":"OffHold","pad":"{}"}}"#,
+        "x".repeat(limits.max_body_bytes)
+    );
+    let long_uri = format!(
+        "/uapi/phoneCalls/@me/@self?filterValue={}",
+        "9".repeat(limits.max_uri_bytes)
+    );
+    let req = |method: &str, uri: &str| {
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("authorization", format!("Bearer {t}"))
+    };
+    let never_ending = Body::from_stream(futures_util::stream::pending::<
+        Result<axum::body::Bytes, std::io::Error>,
+    >());
+    let rows: Vec<(Request<Body>, u16, &str)> = vec![
+        // A body over the limit, with and without its length declared.
+        (
+            req("PUT", put).body(Body::from(big.clone())).unwrap(),
+            413,
+            "request_too_large",
+        ),
+        (
+            req("PUT", put)
+                .header("content-length", big.len())
+                .body(Body::from(big.clone()))
+                .unwrap(),
+            413,
+            "request_too_large",
+        ),
+        // A body that does not come.
+        (
+            req("PUT", put).body(never_ending).unwrap(),
+            408,
+            "request_timeout",
+        ),
+        (
+            req("GET", &long_uri).body(Body::empty()).unwrap(),
+            414,
+            "request_uri_too_long",
+        ),
+        (
+            req("GET", "/uapi/phoneCalls/@me/@self")
+                .header("x-padding", "p".repeat(limits.max_header_bytes))
+                .body(Body::empty())
+                .unwrap(),
+            431,
+            "request_headers_too_large",
+        ),
+        // A path that is not UTF-8 once decoded (axum's own 400, in plain text before).
+        (
+            req("GET", "/uapi/phoneCalls/%FF/@self")
+                .body(Body::empty())
+                .unwrap(),
+            400,
+            "request_invalid",
+        ),
+        (
+            req("DELETE", "/uapi/phoneCalls/@me/%C3%28/x")
+                .body(Body::empty())
+                .unwrap(),
+            400,
+            "request_invalid",
+        ),
+        (
+            req("GET", "/uapi/nothing").body(Body::empty()).unwrap(),
+            404,
+            "resource_not_found",
+        ),
+    ];
+    for (r, status, code) in rows {
+        let what = format!(
+            "{} {}",
+            r.method(),
+            &r.uri().to_string()[..r.uri().to_string().len().min(60)]
+        );
+        let resp = raw(&app, r).await;
+        let ctype = resp.headers().get("content-type").cloned();
+        let (st, body) = parts(resp).await;
+        assert_eq!(
+            (st, body["error"]["code"].as_str().unwrap_or("")),
+            (status, code),
+            "{what} → {body}"
+        );
+        assert!(body["error"]["message"].is_string(), "{what}: {body}");
+        assert_eq!(ctype.unwrap(), "application/json", "{what}");
+    }
 }
 
 /// Every 2xx has a JSON body: clients parse one on each.

@@ -57,12 +57,50 @@ pub struct Settings {
     pub state_dir: Option<PathBuf>,
     #[serde(default)]
     pub tls: Option<TlsSettings>,
+    #[serde(default)]
+    pub limits: Limits,
     pub asterisk: AsteriskSettings,
     pub directory: DirectoryConfig,
 }
 
 fn default_token_ttl() -> u64 {
     3600
+}
+
+/// What a request may take of uapid: sizes and time.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    /// A request's body must be in within this time after its headers.
+    pub body_timeout_secs: u64,
+    pub max_body_bytes: usize,
+    pub max_uri_bytes: usize,
+    /// The request's header lines together (names, values, separators).
+    pub max_header_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            body_timeout_secs: 10,
+            max_body_bytes: 64 * 1024,
+            max_uri_bytes: 8 * 1024,
+            max_header_bytes: 16 * 1024,
+        }
+    }
+}
+
+impl Limits {
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let bad = |what: &str| Err(ConfigError::Limits(what.to_string()));
+        if self.body_timeout_secs == 0 {
+            return bad("body_timeout_secs must be at least 1");
+        }
+        if self.max_uri_bytes < 256 || self.max_header_bytes < 1024 {
+            return bad("max_uri_bytes must be at least 256 and max_header_bytes at least 1024");
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -275,6 +313,8 @@ pub enum ConfigError {
     Load(#[from] config::ConfigError),
     #[error("directory: {0}")]
     Directory(String),
+    #[error("limits: {0}")]
+    Limits(String),
     #[error("token key: {0}")]
     TokenKey(String),
 }
@@ -294,6 +334,7 @@ impl Settings {
         );
         let settings: Settings = builder.build()?.try_deserialize()?;
         Directory::build(&settings.directory)?;
+        settings.limits.check()?;
         if let Some(k) = &settings.token_key {
             check_token_key(k.expose().as_bytes())?;
         }
