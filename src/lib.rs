@@ -124,6 +124,11 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
             Duration::from_secs(settings.token_ttl_secs),
             &directory,
         ),
+        throttle: api::throttle::Throttle::new(api::throttle::ThrottleLimits {
+            per_client: settings.limits.token_failures_per_client,
+            per_address: settings.limits.token_failures_per_address,
+            window: Duration::from_secs(settings.limits.token_failure_window_secs),
+        }),
         limits: settings.limits.clone(),
         directory,
         base_url: settings.base_url(addr),

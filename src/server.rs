@@ -33,7 +33,7 @@ pub(crate) async fn serve(
     tls: Option<&TlsSettings>,
     handle: axum_server::Handle<SocketAddr>,
 ) -> Result<JoinHandle<()>, StartError> {
-    let make = router.into_make_service();
+    let make = router.into_make_service_with_connect_info::<SocketAddr>();
     let addr = bound.addr;
     let server = axum_server::from_tcp(bound.listener)
         .map_err(|source| StartError::Listen { addr, source })?

@@ -118,6 +118,11 @@ impl Tokens {
         Tokens { ttl, apps, max_len }
     }
 
+    /// Whether `client_id` names an app of the directory.
+    pub fn knows(&self, client_id: &str) -> bool {
+        self.apps.contains_key(client_id)
+    }
+
     /// Client credentials grant: a token for a known app with the right secret, valid
     /// until `now` (Unix seconds) plus the lifetime.
     pub fn issue(&self, client_id: &str, secret: &str, now: u64) -> Result<Issued, Refused> {

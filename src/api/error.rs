@@ -160,6 +160,11 @@ impl ApiError {
         Self::new(status, Code::for_status(status), message)
     }
 
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs.max(1));
+        self
+    }
+
     fn body(&self) -> Vec<u8> {
         let body = json!({ "error": { "code": self.code.as_str(), "message": self.message } });
         serde_json::to_vec(&body).unwrap_or_default()

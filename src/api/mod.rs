@@ -6,12 +6,17 @@ pub(crate) mod error;
 pub(crate) mod guard;
 pub mod list;
 pub(crate) mod target;
+pub(crate) mod throttle;
 
 use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -25,12 +30,14 @@ use crate::calls::Calls;
 use crate::config::{Account, Directory, Limits};
 use auth::Tokens;
 use error::{ApiError, Code};
+use throttle::{Asker, Throttle};
 
 /// What every handler shares.
 pub(crate) struct AppState {
     pub directory: Arc<Directory>,
     pub calls: Calls,
     pub tokens: Tokens,
+    pub throttle: Throttle,
     pub limits: Limits,
     pub base_url: String,
     pub actions: Arc<Actions>,
@@ -140,8 +147,21 @@ impl TokenRequest {
     }
 }
 
+/// The address a request came from, when the server gave it (not in-process tests).
+pub(crate) struct Peer(Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let addr = parts.extensions.get::<ConnectInfo<SocketAddr>>();
+        Ok(Peer(addr.map(|c| c.0.ip())))
+    }
+}
+
 async fn token(
     State(s): State<Shared>,
+    Peer(addr): Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -175,12 +195,30 @@ async fn token(
             "client_id and client_secret are required",
         ));
     };
-    let Ok(issued) = s.tokens.issue(id, secret, auth::unix_now()) else {
+    let who = Asker {
+        known_client: s.tokens.knows(id).then_some(id),
+        addr,
+    };
+    let now = Instant::now();
+    // A throttled app or address is refused even with the right secret.
+    if let Err(wait) = s.throttle.check(who, now) {
         return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            Code::InvalidClient,
-            "unknown client or wrong secret",
-        ));
+            StatusCode::TOO_MANY_REQUESTS,
+            Code::TooManyRequests,
+            format!("too many failed token requests; try again in {wait} s"),
+        )
+        .retry_after(wait));
+    }
+    let issued = match s.tokens.issue(id, secret, auth::unix_now()) {
+        Ok(issued) => issued,
+        Err(why) => {
+            s.throttle.failed(who, why, now);
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                Code::InvalidClient,
+                "unknown client or wrong secret",
+            ));
+        }
     };
     Ok(Json(json!({
         "access_token": issued.token,

@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 
 use super::auth::{unix_now, Tokens};
+use super::throttle::{Throttle, ThrottleLimits};
 use super::{router, AppState};
 use crate::actions::{Actions, Pbx, PbxNames};
 use crate::asterisk::ami::AmiClient;
@@ -45,6 +46,11 @@ fn app_with(directory: DirectoryConfig, limits: Limits) -> Router {
     let actions = Arc::new(Actions::new(pbx, calls.clone(), dir.clone()));
     router(Arc::new(AppState {
         tokens: Tokens::new(KEY, Duration::from_secs(60), &dir),
+        throttle: Throttle::new(ThrottleLimits {
+            per_client: limits.token_failures_per_client,
+            per_address: limits.token_failures_per_address,
+            window: Duration::from_secs(limits.token_failure_window_secs),
+        }),
         limits,
         directory: dir,
         calls,
@@ -94,6 +100,25 @@ async fn send(
         req = req.header("content-type", "application/x-www-form-urlencoded");
     }
     parts(raw(app, req.body(Body::from(body.to_string())).unwrap()).await).await
+}
+
+/// A token request from `addr` → (status, body, Retry-After).
+async fn token_from(app: &Router, addr: &str, form: &str) -> (u16, Value, Option<String>) {
+    let mut req = Request::builder()
+        .method("POST")
+        .uri("/oauth/token.php")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(form.to_string()))
+        .unwrap();
+    req.extensions_mut()
+        .insert(ConnectInfo(addr.parse::<SocketAddr>().unwrap()));
+    let resp = raw(app, req).await;
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    let (st, body) = parts(resp).await;
+    (st, body, retry)
 }
 
 fn credentials(client: &str, secret: &str) -> String {
@@ -729,6 +754,74 @@ async fn token_requests_as_form_or_json() {
             "{ctype} {body} → {resp}"
         );
     }
+}
+
+#[tokio::test]
+async fn failed_token_requests_are_throttled_per_app_and_per_address() {
+    let limits = Limits {
+        token_failures_per_client: 3,
+        token_failures_per_address: 5,
+        ..Limits::default()
+    };
+    let app = app_with(Settings::defaults().directory, limits);
+    // Three wrong secrets for alice-app, each from another address.
+    for i in 1..=3 {
+        let addr = format!("198.51.100.{i}:5000");
+        let (st, body, _) = token_from(&app, &addr, &credentials("alice-app", "guess")).await;
+        assert_eq!(
+            (st, body["error"]["code"].as_str()),
+            (401, Some("invalid_client"))
+        );
+    }
+    // Now alice-app is refused from anywhere, the right secret included, until the
+    // window ends; bob-app is not.
+    let (st, body, retry) = token_from(
+        &app,
+        "203.0.113.9:5000",
+        &credentials("alice-app", "alice-secret"),
+    )
+    .await;
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (429, Some("too_many_requests")),
+        "{body}"
+    );
+    let retry: u64 = retry.expect("Retry-After").parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert!(body["error"]["message"].is_string());
+    let (st, _, _) = token_from(
+        &app,
+        "203.0.113.9:5000",
+        &credentials("bob-app", "bob-secret"),
+    )
+    .await;
+    assert_eq!(st, 200);
+
+    // Five failures from one address, for made-up clients: that address is refused,
+    // even for bob-app with its secret; another address is not.
+    for i in 0..5 {
+        let (st, _, _) = token_from(
+            &app,
+            "192.0.2.66:1",
+            &credentials(&format!("nobody-{i}"), "x"),
+        )
+        .await;
+        assert_eq!(st, 401);
+    }
+    let (st, body, retry) =
+        token_from(&app, "192.0.2.66:2", &credentials("bob-app", "bob-secret")).await;
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (429, Some("too_many_requests"))
+    );
+    assert!(retry.is_some());
+    let (st, _, _) = token_from(&app, "192.0.2.67:1", &credentials("bob-app", "bob-secret")).await;
+    assert_eq!(st, 200);
+
+    // Requests with a token are not throttled: the addresses' tokens still work.
+    let t = token(&app, "org-app").await;
+    let (st, _) = send(&app, "GET", "/uapi/phoneCalls/@me/@self", Some(&t), "").await;
+    assert_eq!(st, 200);
 }
 
 /// Each failure of the HTTP exchange itself answers the UAPI body, with its code.

@@ -67,7 +67,7 @@ fn default_token_ttl() -> u64 {
     3600
 }
 
-/// What a request may take of uapid: sizes and time.
+/// What a client may take of uapid: sizes, time, failed token requests.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct Limits {
@@ -77,6 +77,11 @@ pub struct Limits {
     pub max_uri_bytes: usize,
     /// The request's header lines together (names, values, separators).
     pub max_header_bytes: usize,
+    /// Failed token requests of one app within a window that throttle it (0: never).
+    pub token_failures_per_client: u32,
+    /// Failed token requests from one address within a window that throttle it.
+    pub token_failures_per_address: u32,
+    pub token_failure_window_secs: u64,
 }
 
 impl Default for Limits {
@@ -86,6 +91,9 @@ impl Default for Limits {
             max_body_bytes: 64 * 1024,
             max_uri_bytes: 8 * 1024,
             max_header_bytes: 16 * 1024,
+            token_failures_per_client: 10,
+            token_failures_per_address: 10,
+            token_failure_window_secs: 60,
         }
     }
 }
@@ -98,6 +106,9 @@ impl Limits {
         }
         if self.max_uri_bytes < 256 || self.max_header_bytes < 1024 {
             return bad("max_uri_bytes must be at least 256 and max_header_bytes at least 1024");
+        }
+        if self.token_failure_window_secs == 0 {
+            return bad("token_failure_window_secs must be at least 1");
         }
         Ok(())
     }
