@@ -136,7 +136,8 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     });
     let handle = axum_server::Handle::new();
     let router = api::router(state);
-    tasks.push(server::serve(bound, router, settings.tls.as_ref(), handle.clone()).await?);
+    let tls = settings.tls.as_ref();
+    tasks.push(server::serve(bound, router, tls, &settings.limits, handle.clone()).await?);
     tracing::info!(%addr, tls = settings.tls.is_some(), "uapid listening");
     Ok(Running {
         addr,

@@ -170,6 +170,24 @@ impl ApiError {
         serde_json::to_vec(&body).unwrap_or_default()
     }
 
+    /// The whole HTTP/1.1 answer as bytes, closing the connection: for the places below
+    /// the router (a connection over the cap, a request head hyper refused).
+    pub fn to_http1(&self) -> Vec<u8> {
+        let body = self.body();
+        let mut out = format!(
+            "HTTP/1.1 {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
+            self.status,
+            body.len()
+        );
+        if let Some(secs) = self.retry_after {
+            out.push_str(&format!("retry-after: {secs}\r\n"));
+        }
+        out.push_str("\r\n");
+        let mut out = out.into_bytes();
+        out.extend_from_slice(&body);
+        out
+    }
+
     pub fn bad_request(code: Code, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }

@@ -9,7 +9,7 @@
 
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
@@ -26,10 +26,18 @@ fn uri_len(uri: &axum::http::Uri) -> usize {
 }
 
 pub(crate) async fn guard(State(s): State<Shared>, req: Request, next: Next) -> Response {
-    match checked(&s, req).await {
+    let l = &s.limits;
+    let keep_alive = HeaderValue::from_str(&format!("timeout={}", l.keep_alive_secs)).ok();
+    let mut resp = match checked(&s, req).await {
         Ok(req) => json_errors(next.run(req).await).await,
         Err(e) => e.into_response(),
+    };
+    // Tells clients how long an idle connection stays open, so that they stop using it
+    // before uapid closes it.
+    if let Some(v) = keep_alive {
+        resp.headers_mut().insert("keep-alive", v);
     }
+    resp
 }
 
 /// The request within the limits, its body read whole.

@@ -67,10 +67,20 @@ fn default_token_ttl() -> u64 {
     3600
 }
 
-/// What a client may take of uapid: sizes, time, failed token requests.
+/// What a client may take of uapid: connections, time, sizes, failed token requests.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct Limits {
+    /// Open connections at most; more are answered 503 and closed.
+    pub max_connections: usize,
+    /// Open connections from one address at most (0: no limit of its own).
+    pub max_connections_per_address: usize,
+    /// A request's line and headers must be in within this time, counted from when the
+    /// connection opens or the previous answer ends.
+    pub header_timeout_secs: u64,
+    /// A connection with no request in progress is closed after this long without a byte
+    /// from the client.
+    pub keep_alive_secs: u64,
     /// A request's body must be in within this time after its headers.
     pub body_timeout_secs: u64,
     pub max_body_bytes: usize,
@@ -87,6 +97,10 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
+            max_connections: 2048,
+            max_connections_per_address: 256,
+            header_timeout_secs: 10,
+            keep_alive_secs: 5,
             body_timeout_secs: 10,
             max_body_bytes: 64 * 1024,
             max_uri_bytes: 8 * 1024,
@@ -101,8 +115,14 @@ impl Default for Limits {
 impl Limits {
     pub fn check(&self) -> Result<(), ConfigError> {
         let bad = |what: &str| Err(ConfigError::Limits(what.to_string()));
-        if self.body_timeout_secs == 0 {
-            return bad("body_timeout_secs must be at least 1");
+        if self.max_connections == 0 {
+            return bad("max_connections must be at least 1");
+        }
+        if self.header_timeout_secs == 0 || self.keep_alive_secs == 0 || self.body_timeout_secs == 0
+        {
+            return bad(
+                "header_timeout_secs, keep_alive_secs and body_timeout_secs must be at least 1",
+            );
         }
         if self.max_uri_bytes < 256 || self.max_header_bytes < 1024 {
             return bad("max_uri_bytes must be at least 256 and max_header_bytes at least 1024");
