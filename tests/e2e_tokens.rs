@@ -5,6 +5,10 @@
 //!
 //! Every wait is bounded and ends on what the server does (an answer, the socket
 //! closing); none sleeps to prove that something did not happen.
+//!
+//! The `#[ignore]`d tests are measurements (issue 9): run them in release mode,
+//! `cargo test --release --test e2e_tokens -- --ignored --nocapture --test-threads 1`.
+//! They start the `uapid` binary (or the one `UAPID_BIN` names, to compare builds).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -622,4 +626,406 @@ async fn a_closed_connection_gives_its_place_back() {
         }
     }
     running.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Measurements (issue 9). Not run by default: `--ignored`, in release mode.
+
+/// A daemon for a measurement: the binary with default limits, no PBX.
+fn measured_daemon(name: &str) -> (Daemon, TempDir) {
+    let dir = temp_dir(name);
+    let config = write_config(&dir, &dir.join("state"), "alice-secret");
+    (spawn_uapid(&config), dir)
+}
+
+/// One kept-alive connection making requests one after the other.
+struct Client {
+    s: TcpStream,
+}
+
+impl Client {
+    async fn connect(addr: SocketAddr) -> Client {
+        let s = TcpStream::connect(addr).await.unwrap();
+        s.set_nodelay(true).unwrap();
+        Client { s }
+    }
+
+    async fn ask(&mut self, req: &[u8]) -> Option<Answer> {
+        self.s.write_all(req).await.ok()?;
+        read_answer(&mut self.s).await
+    }
+}
+
+fn token_request(client: &str, secret: &str) -> Vec<u8> {
+    let form = format!(
+        "grant_type=client_credentials&client_id={client}&client_secret={secret}&type=unifiedapi"
+    );
+    format!(
+        "POST /oauth/token.php HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\n\r\n{form}",
+        form.len()
+    )
+    .into_bytes()
+}
+
+/// Lists with `token` for `secs` seconds on one connection → (requests/s, p50, p99 in ms,
+/// non-200 answers).
+async fn list_for(addr: SocketAddr, token: &str, secs: f64) -> (f64, f64, f64, usize) {
+    let mut c = Client::connect(addr).await;
+    let req = get(
+        "/uapi/phoneCalls/@me/@self/",
+        &format!("authorization: Bearer {token}\r\n"),
+    );
+    let mut lat = Vec::new();
+    let mut bad = 0;
+    let t0 = Instant::now();
+    while t0.elapsed().as_secs_f64() < secs {
+        let t = Instant::now();
+        match c.ask(&req).await {
+            Some(a) if a.status == 200 => {}
+            Some(_) => bad += 1,
+            None => {
+                bad += 1;
+                c = Client::connect(addr).await;
+            }
+        }
+        lat.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let n = lat.len();
+    lat.sort_by(f64::total_cmp);
+    let pct = |p: f64| lat[((n as f64 * p) as usize).min(n - 1)];
+    (
+        n as f64 / t0.elapsed().as_secs_f64(),
+        pct(0.5),
+        pct(0.99),
+        bad,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement"]
+async fn measure_list_while_tokens_are_issued() {
+    let (d, dir) = measured_daemon("m-tokens");
+    let addr = d.addr;
+    let (_, body) = token(addr, "alice-app", "alice-secret").await;
+    let alice = body["access_token"].as_str().unwrap().to_string();
+    let before = list_for(addr, &alice, 5.0).await;
+    println!(
+        "List alone: {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms",
+        before.0, before.1, before.2
+    );
+
+    // Four connections issue tokens (another app) until 150,000 (or MEASURE_TOKENS) or
+    // 90 s, while one lists.
+    let target: usize = std::env::var("MEASURE_TOKENS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(150_000);
+    let issued = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let t0 = Instant::now();
+    let flooders: Vec<_> = (0..4)
+        .map(|_| {
+            let issued = issued.clone();
+            tokio::spawn(async move {
+                let mut c = Client::connect(addr).await;
+                let req = token_request("bob-app", "bob-secret");
+                while issued.load(std::sync::atomic::Ordering::Relaxed) < target
+                    && t0.elapsed() < Duration::from_secs(90)
+                {
+                    match c.ask(&req).await {
+                        Some(a) if a.status == 200 => {
+                            issued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        _ => c = Client::connect(addr).await,
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut during = Vec::new();
+    while !flooders.iter().all(|f| f.is_finished()) {
+        during.push(list_for(addr, &alice, 5.0).await);
+    }
+    let took = t0.elapsed().as_secs_f64();
+    let n = issued.load(std::sync::atomic::Ordering::Relaxed);
+    println!(
+        "{n} tokens issued in {took:.1} s ({:.0}/s) on 4 connections",
+        n as f64 / took
+    );
+    for (i, m) in during.iter().enumerate() {
+        println!(
+            "  List during the flood, {}-{} s: {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms, {} not 200",
+            i * 5,
+            i * 5 + 5,
+            m.0,
+            m.1,
+            m.2,
+            m.3
+        );
+    }
+    let after = list_for(addr, &alice, 5.0).await;
+    println!(
+        "List after {n} tokens: {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms",
+        after.0, after.1, after.2
+    );
+    if let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", d.child.id())) {
+        let rss = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS"))
+            .unwrap_or("");
+        println!("uapid's memory after the flood: {rss}");
+    }
+    drop((d, dir));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement"]
+async fn measure_wrong_secret_tries() {
+    let (d, dir) = measured_daemon("m-brute");
+    let addr = d.addr;
+    let (_, body) = token(addr, "bob-app", "bob-secret").await;
+    let bob = body["access_token"].as_str().unwrap().to_string();
+    let secs = 10.0;
+    let t0 = Instant::now();
+    let tries: Vec<_> = (0..4)
+        .map(|i| {
+            tokio::spawn(async move {
+                let mut c = Client::connect(addr).await;
+                let (mut refused, mut throttled, mut other) = (0u64, 0u64, 0u64);
+                let mut retry_after = None;
+                while t0.elapsed().as_secs_f64() < secs {
+                    let req =
+                        token_request("alice-app", &format!("guess-{i}-{refused}-{throttled}"));
+                    match c.ask(&req).await {
+                        Some(a) if a.status == 401 => refused += 1,
+                        Some(a) if a.status == 429 => {
+                            throttled += 1;
+                            retry_after = a.header("retry-after").map(str::to_string);
+                        }
+                        Some(_) => other += 1,
+                        None => c = Client::connect(addr).await,
+                    }
+                }
+                (refused, throttled, other, retry_after)
+            })
+        })
+        .collect();
+    // Meanwhile, another app's token keeps working.
+    let listing = list_for(addr, &bob, secs - 1.0).await;
+    let mut totals = (0, 0, 0);
+    let mut retry = None;
+    for t in tries {
+        let (r, th, o, ra) = t.await.unwrap();
+        totals = (totals.0 + r, totals.1 + th, totals.2 + o);
+        retry = retry.or(ra);
+    }
+    let took = t0.elapsed().as_secs_f64();
+    println!(
+        "wrong secrets for alice-app over {took:.1} s on 4 connections: {} answered 401 \
+         (checked), {} answered 429 ({:.0}/s, Retry-After {:?}), {} other",
+        totals.0,
+        totals.1,
+        totals.1 as f64 / took,
+        retry,
+        totals.2
+    );
+    let (st, body) = token(addr, "alice-app", "alice-secret").await;
+    println!(
+        "alice-app with its right secret now: {st} {}",
+        body["error"]["code"]
+    );
+    println!(
+        "bob-app's List meanwhile: {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms, {} not 200",
+        listing.0, listing.1, listing.2, listing.3
+    );
+    drop((d, dir));
+}
+
+/// Raises this process's descriptor limit (the client side of the measurement).
+fn raise_own_fd_limit() -> u64 {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain calls on a local struct.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
+        r.rlim_cur = r.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+    }
+    #[allow(clippy::unnecessary_cast)]
+    let cur = r.rlim_cur as u64;
+    cur
+}
+
+/// Connects from 127.0.0.`host`.
+async fn connect_from(addr: SocketAddr, host: u8) -> std::io::Result<TcpStream> {
+    let sock = TcpSocket::new_v4()?;
+    sock.bind(SocketAddr::from(([127, 0, 0, host], 0)))?;
+    sock.connect(addr).await
+}
+
+/// A fresh client from an address of its own: how long its answer takes, and which.
+async fn newcomer(addr: SocketAddr) -> String {
+    let t = Instant::now();
+    let fut = async {
+        let mut s = connect_from(addr, 250).await.ok()?;
+        s.write_all(&get("/served", "")).await.ok()?;
+        read_answer(&mut s).await
+    };
+    match tokio::time::timeout(Duration::from_secs(10), fut).await {
+        Ok(Some(a)) => format!(
+            "answered {} {} in {:.1} ms ({})",
+            a.status,
+            a.code(),
+            t.elapsed().as_secs_f64() * 1e3,
+            if a.code() == "resource_not_found" {
+                "served"
+            } else {
+                "refused"
+            }
+        ),
+        Ok(None) => "closed without an answer".into(),
+        Err(_) => "no answer within 10 s".into(),
+    }
+}
+
+/// How a flood's connections ended: answered 503 (over a cap), closed at once without
+/// an answer (over a cap, beyond the refusals under way), closed later (served, then cut
+/// by a timeout) → the seconds after opening, or still open at the end.
+#[derive(Default)]
+struct Ends {
+    refused_503: usize,
+    dropped: usize,
+    cut_after: Vec<f64>,
+    open: usize,
+}
+
+impl Ends {
+    fn add(&mut self, end: (Option<f64>, bool)) {
+        match end {
+            (Some(_), true) => self.refused_503 += 1,
+            (Some(t), false) if t < 1.0 => self.dropped += 1,
+            (Some(t), false) => self.cut_after.push(t),
+            (None, _) => self.open += 1,
+        }
+    }
+
+    fn report(mut self, what: &str, bound: u64) {
+        self.cut_after.sort_by(f64::total_cmp);
+        let n = self.cut_after.len();
+        let cut = if n > 0 {
+            format!(
+                ", closed by uapid after p50 {:.1} s, max {:.1} s",
+                self.cut_after[n / 2],
+                self.cut_after[n - 1]
+            )
+        } else {
+            String::new()
+        };
+        println!(
+            "{what}: {} answered 503 and closed, {} closed at once without an answer, \
+             {n} served{cut}; {} still open after {bound} s",
+            self.refused_503, self.dropped, self.open
+        );
+    }
+}
+
+/// Reads `r` until it closes or `bound` passes → (seconds since `opened`, whether a 503
+/// came first).
+async fn watch<R: AsyncRead + Unpin>(
+    mut r: R,
+    opened: Instant,
+    bound: Duration,
+) -> (Option<f64>, bool) {
+    let mut buf = [0u8; 4096];
+    let mut got_503 = false;
+    let closed = tokio::time::timeout_at((opened + bound).into(), async {
+        loop {
+            match r.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got_503 |= buf[..n].starts_with(b"HTTP/1.1 503"),
+            }
+        }
+    })
+    .await
+    .is_ok();
+    (closed.then(|| opened.elapsed().as_secs_f64()), got_503)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement"]
+async fn measure_slowloris_and_idle_connections() {
+    let fds = raise_own_fd_limit();
+    let (d, dir) = measured_daemon("m-conns");
+    let addr = d.addr;
+
+    // 3,000 slowloris connections from 30 addresses: a head begun, then a header line
+    // every second, never the end.
+    let t0 = Instant::now();
+    let mut slow = Vec::new();
+    for i in 0..3000u32 {
+        let host = 10 + (i % 30) as u8;
+        let Ok(mut s) = connect_from(addr, host).await else {
+            continue;
+        };
+        let opened = Instant::now();
+        let _ = s.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n").await;
+        slow.push(tokio::spawn(async move {
+            let (r, mut w) = s.into_split();
+            let trickle = tokio::spawn(async move {
+                for i in 0..120 {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    if w.write_all(format!("x-{i}: y\r\n").as_bytes())
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            });
+            let end = watch(r, opened, Duration::from_secs(70)).await;
+            trickle.abort();
+            end
+        }));
+    }
+    println!(
+        "{} slowloris connections opened in {:.1} s (descriptors here: {fds})",
+        slow.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    println!("a new client meanwhile: {}", newcomer(addr).await);
+    let mut ends = Ends::default();
+    for h in slow {
+        ends.add(h.await.unwrap());
+    }
+    ends.report("slowloris", 70);
+    println!("a new client after: {}", newcomer(addr).await);
+
+    // 15,000 idle connections from 60 addresses (the client needs a descriptor for each).
+    let want = 15_000u32.min(fds.saturating_sub(500) as u32);
+    let t0 = Instant::now();
+    let mut idle = Vec::new();
+    let mut failed = 0;
+    for i in 0..want {
+        match connect_from(addr, 100 + (i % 60) as u8).await {
+            Ok(s) => {
+                let opened = Instant::now();
+                idle.push(tokio::spawn(watch(s, opened, Duration::from_secs(60))));
+            }
+            Err(_) => failed += 1,
+        }
+    }
+    println!(
+        "{} idle connections opened in {:.1} s ({failed} failed to connect)",
+        idle.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    println!("a new client meanwhile: {}", newcomer(addr).await);
+    let mut ends = Ends::default();
+    for h in idle {
+        ends.add(h.await.unwrap());
+    }
+    ends.report("idle", 60);
+    println!("a new client after: {}", newcomer(addr).await);
+    drop((d, dir));
 }
