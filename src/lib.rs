@@ -89,6 +89,9 @@ pub enum StartError {
 /// Starts uapid: Asterisk links, the tracker, and the HTTP server on `settings.listen`.
 pub async fn start(settings: Settings) -> Result<Running, StartError> {
     let directory = Arc::new(Directory::build(&settings.directory)?);
+    settings.limits.check()?;
+    // Before anything connects anywhere: a key that cannot be had stops the start.
+    let token_key = settings.token_key()?;
     let a = &settings.asterisk;
     // Two uapids on one ARI application would take it from each other in turn: refuse
     // to start on one in use. (An unreachable PBX cannot say; the links then retry.)
@@ -115,15 +118,26 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     let bound = server::bind(settings.listen)?;
     let addr = bound.addr;
     let state = Arc::new(api::AppState {
-        directory,
         calls: calls.clone(),
-        tokens: api::auth::TokenStore::new(Duration::from_secs(settings.token_ttl_secs)),
+        tokens: api::auth::Tokens::new(
+            &token_key,
+            Duration::from_secs(settings.token_ttl_secs),
+            &directory,
+        ),
+        throttle: api::throttle::Throttle::new(api::throttle::ThrottleLimits {
+            per_client: settings.limits.token_failures_per_client,
+            per_address: settings.limits.token_failures_per_address,
+            window: Duration::from_secs(settings.limits.token_failure_window_secs),
+        }),
+        limits: settings.limits.clone(),
+        directory,
         base_url: settings.base_url(addr),
         actions,
     });
     let handle = axum_server::Handle::new();
     let router = api::router(state);
-    tasks.push(server::serve(bound, router, settings.tls.as_ref(), handle.clone()).await?);
+    let tls = settings.tls.as_ref();
+    tasks.push(server::serve(bound, router, tls, &settings.limits, handle.clone()).await?);
     tracing::info!(%addr, tls = settings.tls.is_some(), "uapid listening");
     Ok(Running {
         addr,

@@ -2,6 +2,9 @@
 //! call) and `DELETE` (hang up). Bodies are read as bytes and parsed here, so a body that
 //! is not JSON gets a UAPI error like any other bad input; the actions themselves parse
 //! their fields (`crate::actions`).
+//!
+//! Every success carries a JSON body, since clients parse one on every 2xx: `202` with
+//! the calls acted on, or `200` with `[]` when there was none.
 
 use std::collections::HashMap;
 
@@ -18,8 +21,8 @@ use super::Shared;
 use std::sync::Arc;
 
 use crate::actions::{
-    requested_extension, Action, Body, ConferenceInvite, CreateCallback, CreateSimple, HangUp,
-    InputError, ParseCtx,
+    requested_extension, Action, ActionError, Body, ConferenceInvite, CreateCallback, CreateSimple,
+    HangUp, InputError, ParseCtx,
 };
 use crate::calls::{self_link, Scope};
 use crate::config::Account;
@@ -48,6 +51,12 @@ fn acted(s: &Shared, call: &str, scope: &Scope) -> Value {
         .map_or_else(|| "@me".into(), |e| e.user.to_string());
     let link = self_link(&s.base_url, &user, ext.as_deref().unwrap_or("@self"), call);
     json!({ "id": call, "extension": ext, "link": link })
+}
+
+/// No call to act on: `200` with an empty array (not an empty `204`, which clients that
+/// parse every 2xx as JSON cannot read).
+fn no_call() -> Response {
+    (StatusCode::OK, Json(json!([]))).into_response()
 }
 
 fn path_extension(target: &Target) -> Option<&str> {
@@ -99,7 +108,7 @@ async fn update(
         .update(&calls, path_ext, &action, call.is_some())
         .await?;
     if done.is_empty() {
-        return Ok(StatusCode::NO_CONTENT.into_response());
+        return Ok(no_call());
     }
     let items: Vec<Value> = done
         .iter()
@@ -142,10 +151,20 @@ async fn delete(
 ) -> Result<Response, ApiError> {
     let (_, target, call) = super::addressed(s, headers, q, user, ext, call)?;
     let hang_up = HangUp::parse(q.get("phoneNumber").map(String::as_str))?;
-    let calls = s.actions.find(&target.scope, call)?;
-    let done = s.actions.hang_up(&calls, &hang_up, call.is_some()).await?;
+    // A call already gone, before or while it is hung up (or never in reach, which List
+    // does not reveal either): nothing to hang up.
+    let calls = match s.actions.find(&target.scope, call) {
+        Ok(calls) => calls,
+        Err(ActionError::NoSuchCall) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    let done = match s.actions.hang_up(&calls, &hang_up, call.is_some()).await {
+        Ok(done) => done,
+        Err(ActionError::NoSuchCall) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
     if done.is_empty() {
-        return Ok(StatusCode::NO_CONTENT.into_response());
+        return Ok(no_call());
     }
     let items: Vec<Value> = done.iter().map(|c| acted(s, c, &target.scope)).collect();
     Ok((StatusCode::ACCEPTED, Json(Value::Array(items))).into_response())

@@ -4,9 +4,8 @@
 //! spelled once, in [`Code::as_str`], and each domain error is mapped once, in the `From`
 //! impls below.
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde_json::json;
 
 use crate::actions::{ActionError, InputError, PbxError, StateError};
@@ -54,6 +53,13 @@ pub enum Code {
     OperationUnconfirmed,
     ServiceUnavailable,
     InternalServerError,
+    // Failures of the HTTP exchange itself, before any UAPI input is read.
+    RequestTimeout,
+    RequestTooLarge,
+    UriTooLong,
+    UnsupportedMediaType,
+    TooManyRequests,
+    HeadersTooLarge,
 }
 
 impl Code {
@@ -99,6 +105,33 @@ impl Code {
             Code::OperationUnconfirmed => "pc_operation_unconfirmed",
             Code::ServiceUnavailable => "service_unavailable",
             Code::InternalServerError => "internal_server_error",
+            Code::RequestTimeout => "request_timeout",
+            Code::RequestTooLarge => "request_too_large",
+            Code::UriTooLong => "request_uri_too_long",
+            Code::UnsupportedMediaType => "unsupported_media_type",
+            Code::TooManyRequests => "too_many_requests",
+            Code::HeadersTooLarge => "request_headers_too_large",
+        }
+    }
+
+    /// The code of an answer known only by its HTTP status: what axum's extractors and
+    /// hyper answer on their own (a path that is not UTF-8, a body over the limit, a
+    /// request head hyper cannot parse). Every such answer gets its UAPI body from here.
+    pub fn for_status(status: StatusCode) -> Code {
+        match status.as_u16() {
+            401 => Code::AccessDenied,
+            403 => Code::PermissionDenied,
+            404 => Code::ResourceNotFound,
+            405 | 501 => Code::RequestNotImplemented,
+            408 => Code::RequestTimeout,
+            413 => Code::RequestTooLarge,
+            414 => Code::UriTooLong,
+            415 => Code::UnsupportedMediaType,
+            429 => Code::TooManyRequests,
+            431 => Code::HeadersTooLarge,
+            503 => Code::ServiceUnavailable,
+            400..=499 => Code::RequestInvalid,
+            _ => Code::InternalServerError,
         }
     }
 }
@@ -108,6 +141,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: Code,
     pub message: String,
+    /// Seconds after which the client may try again (`Retry-After`).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -116,7 +151,41 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The error of an HTTP status alone (see [`Code::for_status`]).
+    pub fn of_status(status: StatusCode, message: impl Into<String>) -> Self {
+        Self::new(status, Code::for_status(status), message)
+    }
+
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs.max(1));
+        self
+    }
+
+    fn body(&self) -> Vec<u8> {
+        let body = json!({ "error": { "code": self.code.as_str(), "message": self.message } });
+        serde_json::to_vec(&body).unwrap_or_default()
+    }
+
+    /// The whole HTTP/1.1 answer as bytes, closing the connection: for the places below
+    /// the router (a connection over the cap, a request head hyper refused).
+    pub fn to_http1(&self) -> Vec<u8> {
+        let body = self.body();
+        let mut out = format!(
+            "HTTP/1.1 {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
+            self.status,
+            body.len()
+        );
+        if let Some(secs) = self.retry_after {
+            out.push_str(&format!("retry-after: {secs}\r\n"));
+        }
+        out.push_str("\r\n");
+        let mut out = out.into_bytes();
+        out.extend_from_slice(&body);
+        out
     }
 
     pub fn bad_request(code: Code, message: impl Into<String>) -> Self {
@@ -146,8 +215,17 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": { "code": self.code.as_str(), "message": self.message } });
-        (self.status, Json(body)).into_response()
+        let mut resp = (
+            self.status,
+            [(header::CONTENT_TYPE, "application/json")],
+            self.body(),
+        )
+            .into_response();
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp
     }
 }
 

@@ -3,33 +3,42 @@
 pub(crate) mod actions;
 pub(crate) mod auth;
 pub(crate) mod error;
+pub(crate) mod guard;
 pub mod list;
 pub(crate) mod target;
+pub(crate) mod throttle;
 
 use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use axum::{Form, Json, Router};
+use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::actions::Actions;
 use crate::calls::Calls;
-use crate::config::{Account, Directory};
-use auth::TokenStore;
+use crate::config::{Account, Directory, Limits};
+use auth::Tokens;
 use error::{ApiError, Code};
+use throttle::{Asker, Throttle};
 
 /// What every handler shares.
 pub(crate) struct AppState {
     pub directory: Arc<Directory>,
     pub calls: Calls,
-    pub tokens: TokenStore,
+    pub tokens: Tokens,
+    pub throttle: Throttle,
+    pub limits: Limits,
     pub base_url: String,
     pub actions: Arc<Actions>,
 }
@@ -77,6 +86,10 @@ pub(crate) fn router(state: Shared) -> Router {
     }
     r.fallback(not_found)
         .method_not_allowed_fallback(not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::guard,
+        ))
         .with_state(state)
 }
 
@@ -101,10 +114,58 @@ pub struct TokenRequest {
     kind: Option<String>,
 }
 
+impl TokenRequest {
+    /// The request's fields: form-encoded as OAuth has them (also with no content type),
+    /// or a JSON object.
+    fn parse(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest, ApiError> {
+        let ctype = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            });
+        let bad = |e: &dyn std::fmt::Display| {
+            ApiError::bad_request(Code::InvalidRequest, format!("the token request: {e}"))
+        };
+        match ctype.as_deref() {
+            None | Some("application/x-www-form-urlencoded") => {
+                serde_urlencoded::from_bytes(body).map_err(|e| bad(&e))
+            }
+            Some("application/json") => serde_json::from_slice(body).map_err(|e| bad(&e)),
+            Some(other) => Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                Code::UnsupportedMediaType,
+                format!(
+                    "a token request is form-encoded (application/x-www-form-urlencoded), not {other}"
+                ),
+            )),
+        }
+    }
+}
+
+/// The address a request came from, when the server gave it (not in-process tests).
+pub(crate) struct Peer(Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let addr = parts.extensions.get::<ConnectInfo<SocketAddr>>();
+        Ok(Peer(addr.map(|c| c.0.ip())))
+    }
+}
+
 async fn token(
     State(s): State<Shared>,
-    Form(req): Form<TokenRequest>,
+    Peer(addr): Peer,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> Result<Response, ApiError> {
+    let req = TokenRequest::parse(&headers, &body)?;
     match req.grant_type.as_deref() {
         Some("client_credentials") => {}
         Some(other) => {
@@ -134,12 +195,30 @@ async fn token(
             "client_id and client_secret are required",
         ));
     };
-    let Some(issued) = s.tokens.issue(&s.directory, id, secret, Instant::now()) else {
+    let who = Asker {
+        known_client: s.tokens.knows(id).then_some(id),
+        addr,
+    };
+    let now = Instant::now();
+    // A throttled app or address is refused even with the right secret.
+    if let Err(wait) = s.throttle.check(who, now) {
         return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            Code::InvalidClient,
-            "unknown client or wrong secret",
-        ));
+            StatusCode::TOO_MANY_REQUESTS,
+            Code::TooManyRequests,
+            format!("too many failed token requests; try again in {wait} s"),
+        )
+        .retry_after(wait));
+    }
+    let issued = match s.tokens.issue(id, secret, auth::unix_now()) {
+        Ok(issued) => issued,
+        Err(why) => {
+            s.throttle.failed(who, why, now);
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                Code::InvalidClient,
+                "unknown client or wrong secret",
+            ));
+        }
     };
     Ok(Json(json!({
         "access_token": issued.token,

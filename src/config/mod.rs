@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod directory;
+mod state;
 pub use directory::*;
+pub use state::*;
 
 /// The defaults, compiled in so that uapid runs with no configuration at all.
 pub const DEFAULTS: &str = include_str!("../../uapid.toml");
@@ -45,14 +47,91 @@ pub struct Settings {
     pub public_url: Option<String>,
     #[serde(default = "default_token_ttl")]
     pub token_ttl_secs: u64,
+    /// The key tokens are signed with (at least 32 characters). Unset: the key kept in
+    /// `<state_dir>/token.key`, made at the first start.
+    #[serde(default)]
+    pub token_key: Option<Secret>,
+    /// Where uapid keeps what must outlive a restart (the token key). Unset: see
+    /// [`Settings::state_dir`].
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
     #[serde(default)]
     pub tls: Option<TlsSettings>,
+    #[serde(default)]
+    pub limits: Limits,
     pub asterisk: AsteriskSettings,
     pub directory: DirectoryConfig,
 }
 
 fn default_token_ttl() -> u64 {
     3600
+}
+
+/// What a client may take of uapid: connections, time, sizes, failed token requests.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    /// Open connections at most; more are answered 503 and closed.
+    pub max_connections: usize,
+    /// Open connections from one address at most (0: no limit of its own).
+    pub max_connections_per_address: usize,
+    /// A request's line and headers must be in within this time, counted from when the
+    /// connection opens or the previous answer ends.
+    pub header_timeout_secs: u64,
+    /// A connection with no request in progress is closed after this long without a byte
+    /// from the client.
+    pub keep_alive_secs: u64,
+    /// A request's body must be in within this time after its headers.
+    pub body_timeout_secs: u64,
+    pub max_body_bytes: usize,
+    pub max_uri_bytes: usize,
+    /// The request's header lines together (names, values, separators).
+    pub max_header_bytes: usize,
+    /// Failed token requests of one app within a window that throttle it (0: never).
+    pub token_failures_per_client: u32,
+    /// Failed token requests from one address within a window that throttle it.
+    pub token_failures_per_address: u32,
+    pub token_failure_window_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_connections: 2048,
+            max_connections_per_address: 256,
+            header_timeout_secs: 10,
+            keep_alive_secs: 5,
+            body_timeout_secs: 10,
+            max_body_bytes: 64 * 1024,
+            max_uri_bytes: 8 * 1024,
+            max_header_bytes: 16 * 1024,
+            token_failures_per_client: 10,
+            token_failures_per_address: 10,
+            token_failure_window_secs: 60,
+        }
+    }
+}
+
+impl Limits {
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let bad = |what: &str| Err(ConfigError::Limits(what.to_string()));
+        if self.max_connections == 0 {
+            return bad("max_connections must be at least 1");
+        }
+        if self.header_timeout_secs == 0 || self.keep_alive_secs == 0 || self.body_timeout_secs == 0
+        {
+            return bad(
+                "header_timeout_secs, keep_alive_secs and body_timeout_secs must be at least 1",
+            );
+        }
+        if self.max_uri_bytes < 256 || self.max_header_bytes < 1024 {
+            return bad("max_uri_bytes must be at least 256 and max_header_bytes at least 1024");
+        }
+        if self.token_failure_window_secs == 0 {
+            return bad("token_failure_window_secs must be at least 1");
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -265,6 +344,10 @@ pub enum ConfigError {
     Load(#[from] config::ConfigError),
     #[error("directory: {0}")]
     Directory(String),
+    #[error("limits: {0}")]
+    Limits(String),
+    #[error("token key: {0}")]
+    TokenKey(String),
 }
 
 impl Settings {
@@ -282,6 +365,10 @@ impl Settings {
         );
         let settings: Settings = builder.build()?.try_deserialize()?;
         Directory::build(&settings.directory)?;
+        settings.limits.check()?;
+        if let Some(k) = &settings.token_key {
+            check_token_key(k.expose().as_bytes())?;
+        }
         Ok(settings)
     }
 
