@@ -3,7 +3,7 @@
 //! point at a closed port, so nothing here reaches Asterisk; the requests that would
 //! are those answered before any PBX step (bad input, unknown calls, nothing to do).
 //! What needs a real socket (timeouts, the connection cap, hyper's own answers) is in
-//! `tests/e2e_tokens.rs`.
+//! `tests/e2e/tokens.rs`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

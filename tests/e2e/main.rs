@@ -9,7 +9,8 @@
 //!   in Asterisk and in List), `media` (the same actions, judged by the RTP), `phone`
 //!   (the test phone against Asterisk), `restart` (Asterisk restarts under uapid),
 //!   `contract` (recording, barge-in, whisper, monitor, callback, conference invites),
-//!   `safety` (sequences that once lost calls; two uapids; a frozen Asterisk)
+//!   `safety` (sequences that once lost calls; two uapids; a frozen Asterisk),
+//!   `tokens` (no PBX: tokens across a kill -9, the connection limits, hyper's answers)
 
 mod helpers;
 mod sip_phone;
@@ -22,3 +23,4 @@ mod media;
 mod phone;
 mod restart;
 mod safety;
+mod tokens;

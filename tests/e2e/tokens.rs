@@ -7,7 +7,7 @@
 //! closing); none sleeps to prove that something did not happen.
 //!
 //! The `#[ignore]`d tests are measurements (issue 9): run them in release mode,
-//! `cargo test --release --test e2e_tokens -- --ignored --nocapture --test-threads 1`.
+//! `cargo test --release --test e2e tokens:: -- --ignored --nocapture --test-threads 1`.
 //! They start the `uapid` binary (or the one `UAPID_BIN` names, to compare builds).
 
 use std::io::{BufRead, BufReader, Write};
