@@ -225,6 +225,11 @@ impl Directory {
         self.trunks.contains(endpoint)
     }
 
+    /// The trunks' endpoints.
+    pub fn trunks(&self) -> impl Iterator<Item = &str> {
+        self.trunks.iter().map(String::as_str)
+    }
+
     /// Resolves a full (`0003*210`) or short (`210`) number. A short number needs the
     /// organization it is read in; without one it resolves only when exactly one
     /// organization has it.

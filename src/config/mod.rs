@@ -8,12 +8,14 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
 mod directory;
+mod load;
 pub use directory::*;
+pub use load::ConfigError;
 
 /// The defaults, compiled in so that uapid runs with no configuration at all.
 pub const DEFAULTS: &str = include_str!("../../uapid.toml");
@@ -49,7 +51,22 @@ pub struct Settings {
     pub tls: Option<TlsSettings>,
     pub asterisk: AsteriskSettings,
     pub directory: DirectoryConfig,
+    /// Which of the directory's arrays the file set (the others are the built-in ones).
+    #[serde(skip)]
+    pub directory_source: DirectorySource,
 }
+
+/// Where the directory in force came from: each array is either the built-in one or,
+/// when the configuration file sets it, the file's (arrays replace, they never merge).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DirectorySource {
+    pub file: Option<PathBuf>,
+    /// The arrays the file sets (`organizations`, `users`, ...).
+    pub from_file: Vec<&'static str>,
+}
+
+/// The directory's arrays, as keys under `directory`.
+pub const DIRECTORY_ARRAYS: [&str; 5] = ["organizations", "users", "extensions", "trunks", "apps"];
 
 fn default_token_ttl() -> u64 {
     3600
@@ -259,32 +276,7 @@ pub struct AppConfig {
     pub account: String,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("configuration: {0}")]
-    Load(#[from] config::ConfigError),
-    #[error("directory: {0}")]
-    Directory(String),
-}
-
 impl Settings {
-    /// Defaults, then the file (when given), then `UAPID_*` environment variables.
-    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
-        let mut builder = config::Config::builder()
-            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
-        if let Some(path) = file {
-            builder = builder.add_source(config::File::from(path).required(true));
-        }
-        builder = builder.add_source(
-            config::Environment::with_prefix("UAPID")
-                .prefix_separator("_")
-                .separator("__"),
-        );
-        let settings: Settings = builder.build()?.try_deserialize()?;
-        Directory::build(&settings.directory)?;
-        Ok(settings)
-    }
-
     /// The built-in defaults alone (the sandbox PBX).
     pub fn defaults() -> Settings {
         config::Config::builder()
