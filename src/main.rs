@@ -167,6 +167,8 @@ async fn import(settings: uapid::config::Settings, args: ImportArgs) -> ExitCode
 }
 
 async fn run(settings: uapid::config::Settings) -> ExitCode {
+    // Which directory is in force: counts and where each part came from, no secrets.
+    tracing::info!("{}", settings.directory_summary());
     let running = match uapid::start(settings).await {
         Ok(r) => r,
         Err(e) => {

@@ -49,6 +49,9 @@ pub struct Settings {
     pub token_ttl_secs: u64,
     #[serde(default)]
     pub tls: Option<TlsSettings>,
+    /// Run `uapid doctor`'s checks once at start-up and log what is missing.
+    #[serde(default = "yes")]
+    pub startup_check: bool,
     pub asterisk: AsteriskSettings,
     pub directory: DirectoryConfig,
     /// Which of the directory's arrays the file set (the others are the built-in ones).
@@ -67,6 +70,10 @@ pub struct DirectorySource {
 
 /// The directory's arrays, as keys under `directory`.
 pub const DIRECTORY_ARRAYS: [&str; 5] = ["organizations", "users", "extensions", "trunks", "apps"];
+
+fn yes() -> bool {
+    true
+}
 
 fn default_token_ttl() -> u64 {
     3600

@@ -106,7 +106,7 @@ const ACTIONS: &[Needed] = &[
         ..needed(
             "Filter",
             &["system"],
-            "narrowing its events to those uapid reads (else it gets them all)",
+            "narrowing its events to those uapid reads; without it, it gets them all",
             "(core)",
         )
     },
@@ -152,7 +152,7 @@ pub(super) async fn permissions(ami: &DoctorAmi, a: &AsteriskSettings) -> Permis
             }
             Err(ReadError::Refused(Refusal::Denied)) => {
                 let fix = add_class(&a.ami_user, "write", n.classes);
-                let seen = format!("permission denied: no {}", n.used_for);
+                let seen = format!("permission denied (needed for {})", n.used_for);
                 if n.optional {
                     Check::warn(what, seen, fix)
                 } else {
@@ -161,7 +161,10 @@ pub(super) async fn permissions(ami: &DoctorAmi, a: &AsteriskSettings) -> Permis
             }
             Err(ReadError::Refused(Refusal::Unknown)) => Check::miss(
                 what,
-                format!("Asterisk has no {} action: no {}", n.action, n.used_for),
+                format!(
+                    "no such action: its module is not loaded (needed for {})",
+                    n.used_for
+                ),
                 load_module(n.module),
             ),
             Err(e @ ReadError::Link(_)) => Check::skip(what, e.to_string()),

@@ -145,10 +145,15 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "\n{} ok, {} missing, {} warnings, {} not checked",
+            "\n{} ok, {} missing, {} warning{}, {} not checked",
             self.count(Status::Ok),
             self.count(Status::Miss),
             self.count(Status::Warn),
+            if self.count(Status::Warn) == 1 {
+                ""
+            } else {
+                "s"
+            },
             self.count(Status::Skip)
         );
         out

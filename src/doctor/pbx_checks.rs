@@ -72,12 +72,13 @@ async fn parked_context(
     lot: Option<&inventory::ParkingLot>,
 ) -> Check {
     let what = format!("parked context {}", a.parked_context);
+    let Some(lot) = lot else {
+        return Check::skip(what, "no lot to check it against");
+    };
     if !allowed.contains("ShowDialPlan") {
         return Check::skip(what, "ShowDialPlan is not allowed");
     }
-    let space = lot
-        .map(|l| l.start_space.as_str())
-        .filter(|s| !s.is_empty());
+    let space = Some(lot.start_space.as_str()).filter(|s| !s.is_empty());
     let fix = format!(
         "set `context = {}` in the [{}] lot of res_parking.conf, or asterisk.parked_context \
          to the lot's context",
