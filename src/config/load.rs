@@ -3,19 +3,15 @@
 
 use std::path::Path;
 
+use super::errors::{check_known_keys, ConfigError};
 use super::{Directory, DirectorySource, ExtensionKind, Settings, DEFAULTS, DIRECTORY_ARRAYS};
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("configuration: {0}")]
-    Load(#[from] config::ConfigError),
-    #[error("directory: {0}")]
-    Directory(String),
-}
-
 impl Settings {
-    /// Defaults, then the file (when given), then `UAPID_*` environment variables.
+    /// Defaults, then the file (when given), then `UAPID_*` environment variables. An
+    /// error names where the bad value was set, its key and why; a key the file names
+    /// that uapid does not know is an error too.
     pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let explain = |e| ConfigError::from_config(e, file);
         let mut builder = config::Config::builder()
             .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
         if let Some(path) = file {
@@ -26,17 +22,21 @@ impl Settings {
                 .prefix_separator("_")
                 .separator("__"),
         );
-        let mut settings: Settings = builder.build()?.try_deserialize()?;
+        let merged = builder.build().map_err(explain)?;
         if let Some(path) = file {
-            settings.directory_source = directory_source(path)?;
+            check_known_keys(path)?;
         }
-        Directory::build(&settings.directory)?;
+        let mut settings: Settings = merged.try_deserialize().map_err(explain)?;
+        if let Some(path) = file {
+            settings.directory_source = directory_source(path).map_err(explain)?;
+        }
+        Directory::build(&settings.directory).map_err(|e| e.located(file))?;
         Ok(settings)
     }
 }
 
 /// Which directory arrays the file sets.
-fn directory_source(path: &Path) -> Result<DirectorySource, ConfigError> {
+fn directory_source(path: &Path) -> Result<DirectorySource, config::ConfigError> {
     let alone = config::Config::builder()
         .add_source(config::File::from(path).required(true))
         .build()?;

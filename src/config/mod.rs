@@ -13,9 +13,10 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 mod directory;
+mod errors;
 mod load;
 pub use directory::*;
-pub use load::ConfigError;
+pub use errors::ConfigError;
 
 /// The defaults, compiled in so that uapid runs with no configuration at all.
 pub const DEFAULTS: &str = include_str!("../../uapid.toml");
