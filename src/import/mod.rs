@@ -87,3 +87,6 @@ async fn find_dial(ami: &DoctorAmi, context: &str, p: &mut Phone) {
         p.dial_candidates.join(", ")
     ));
 }
+
+#[cfg(test)]
+mod tests;

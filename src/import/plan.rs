@@ -256,7 +256,7 @@ fn mailbox_of(
     boxes: &[Mailbox],
     notes: &mut Vec<String>,
 ) -> Option<String> {
-    if let Some(m) = ep.mailboxes.first() {
+    if let Some(m) = ep.mailboxes.iter().find(|m| !m.is_empty()) {
         let address = if m.contains('@') {
             m.clone()
         } else {
