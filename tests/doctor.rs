@@ -11,13 +11,17 @@
 //!   database directories of its own: the doctor reports each miss and exits 1. It is
 //!   stopped at the end of the test (also when the test fails).
 
-mod common;
+#[path = "doctor/broken_pbx.rs"]
+mod broken_pbx;
+#[path = "doctor/sandbox.rs"]
+mod sandbox;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
 
-use common::*;
+use broken_pbx::BrokenPbx;
+use sandbox::*;
 use uapid::config::{Directory, ExtensionKind, Settings};
 
 const BIN: &str = env!("CARGO_BIN_EXE_uapid");
@@ -37,16 +41,16 @@ fn uapid(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-fn temp_file(name: &str, text: &str) -> PathBuf {
+pub fn temp_file(name: &str, text: &str) -> PathBuf {
     let path = std::env::temp_dir().join(format!("uapid-doctor-{}-{name}", std::process::id()));
     std::fs::write(&path, text).expect("write a temp file");
     path
 }
 
-#[tokio::test]
-async fn doctor_passes_on_the_sandbox() {
-    let _g = serial().await;
+#[test]
+fn doctor_passes_on_the_sandbox() {
     sandbox();
+    let _g = lock();
     let started = Instant::now();
     let (code, out, err) = uapid(&["doctor"]);
     eprintln!("doctor took {:?}", started.elapsed());
@@ -77,10 +81,10 @@ fn imported_settings() -> (Settings, String) {
     (settings.unwrap_or_else(|e| panic!("{e}\n{toml}")), toml)
 }
 
-#[tokio::test]
-async fn import_resolves_the_sandbox_as_the_hand_written_directory() {
-    let _g = serial().await;
+#[test]
+fn import_resolves_the_sandbox_as_the_hand_written_directory() {
     sandbox();
+    let _g = lock();
     let (imported, toml) = imported_settings();
     let built_in = Directory::build(&Settings::defaults().directory).unwrap();
     let got = Directory::build(&imported.directory).unwrap();
@@ -144,226 +148,60 @@ fn views(calls: &[serde_json::Value]) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Settings for a uapid of this test: a free port, an ARI application of its own, the
+/// given directory.
+fn test_settings(directory: uapid::config::DirectoryConfig, n: u32) -> Settings {
+    let mut s = Settings::defaults();
+    s.listen = "127.0.0.1:0".parse().unwrap();
+    s.asterisk.app = format!("uapid-doctor-test-{}-{n}", std::process::id());
+    s.directory = directory;
+    s
+}
+
+async fn start(settings: Settings) -> (uapid::Running, Api) {
+    let running = uapid::start(settings).await.expect("uapid starts");
+    assert!(
+        running.wait_connected(WAIT).await,
+        "uapid connects to the sandbox"
+    );
+    let api = Api::new(running.addr);
+    (running, api)
+}
+
 #[tokio::test]
 async fn a_uapid_with_the_imported_directory_lists_a_call_as_the_built_in_one() {
-    let _g = serial().await;
     sandbox();
+    let _g = tokio::task::spawn_blocking(lock).await.unwrap();
     hangup_all().await;
-    let (imported, _) = imported_settings();
-    let secret = imported.directory.apps[0].secret.clone();
-    let mut settings = test_settings();
-    settings.directory = imported.directory;
-    let theirs = start_uapid(settings).await;
-    let ours = start_uapid(test_settings()).await;
-    let their_token = theirs.api.token("admin-app", &secret).await;
-    let our_token = ours.api.token_for("admin-app").await;
+    let (imported, _) = tokio::task::spawn_blocking(imported_settings)
+        .await
+        .unwrap();
+    let their_secret = imported.directory.apps[0].secret.clone();
+    let built_in = Settings::defaults().directory;
+    let our_secret = built_in
+        .apps
+        .iter()
+        .find(|a| a.client_id == "admin-app")
+        .unwrap()
+        .secret
+        .clone();
+    let (theirs, their_api) = start(test_settings(imported.directory, 0)).await;
+    let (ours, our_api) = start(test_settings(built_in, 1)).await;
+    let their_token = their_api.token("admin-app", &their_secret).await;
+    let our_token = our_api.token("admin-app", &our_secret).await;
 
     let _bob = phone_answering("024", 500);
-    let _call = dial_from_phone("210", "024", 1);
+    let _call = dial_from_phone("210", "024");
     let all = "/uapi/phoneCalls/@me/@self";
     let answered = |c: &[serde_json::Value]| {
         c.len() == 1 && status_of(&c[0], "0003*024").as_deref() == Some("5")
     };
-    let ours_saw = ours
-        .api
-        .wait_calls(all, &our_token, "the call, answered", answered)
-        .await;
-    let theirs_saw = theirs
-        .api
-        .wait_calls(all, &their_token, "the call, answered", answered)
-        .await;
+    let ours_saw = our_api.wait_calls(all, &our_token, answered).await;
+    let theirs_saw = their_api.wait_calls(all, &their_token, answered).await;
     assert_eq!(views(&theirs_saw), views(&ours_saw));
     hangup_all().await;
-    theirs.running.shutdown().await;
-    ours.running.shutdown().await;
-}
-
-// ---------------------------------------------------------------------------------------
-// A deliberately incomplete PBX
-
-/// A free loopback port (TCP, or UDP for SIP).
-fn free_port(udp: bool) -> u16 {
-    if udp {
-        let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-        s.local_addr().unwrap().port()
-    } else {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().unwrap().port()
-    }
-}
-
-/// A second Asterisk chrooted into the sandbox's root, with a broken copy of the
-/// sandbox's configuration; stopped and removed when dropped.
-struct BrokenPbx {
-    child: Child,
-    /// The directory of its configuration and state, as the host sees it.
-    host_dir: PathBuf,
-    ami: u16,
-    http: u16,
-}
-
-fn sandbox_root() -> PathBuf {
-    let out = Command::new("bash")
-        .arg(format!("{REPO}/docker/sandbox.sh"))
-        .arg("root")
-        .output()
-        .expect("docker/sandbox.sh root");
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-}
-
-fn edit(path: &Path, f: impl FnOnce(String) -> String) {
-    let text = std::fs::read_to_string(path).expect("read conf");
-    std::fs::write(path, f(text)).expect("write conf");
-}
-
-/// Copies asterisk-conf/ to `etc` and breaks it (see the module's comment).
-fn broken_conf(etc: &Path, inside: &str, ports: (u16, u16, u16)) {
-    let (ami, http, sip) = ports;
-    let copy = Command::new("cp")
-        .args([
-            "-r",
-            &format!("{REPO}/asterisk-conf"),
-            &etc.to_string_lossy(),
-        ])
-        .status()
-        .expect("cp");
-    assert!(copy.success());
-    edit(&etc.join("asterisk.conf"), |t| {
-        let mut out = String::new();
-        for l in t.lines() {
-            let l = match l.split_once(" => ") {
-                Some((k @ "astetcdir", _)) => format!("{k} => {inside}/etc"),
-                Some((k @ ("astdbdir" | "astspooldir" | "astrundir" | "astlogdir"), _)) => {
-                    format!("{k} => {inside}/{}", &k[3..k.len() - 3])
-                }
-                _ => l.to_string(),
-            };
-            out.push_str(&l);
-            out.push('\n');
-        }
-        out
-    });
-    std::fs::write(
-        etc.join("manager.conf"),
-        format!(
-            "[general]\nenabled = yes\nbindaddr = 127.0.0.1\nport = {ami}\n\n\
-             ; may not add dialplan, record or read the modules, nor read call events\n\
-             [uapid]\nsecret = uapid-secret\npermit = 127.0.0.0/255.0.0.0\n\
-             read = system,reporting\nwrite = call,originate,reporting\n\n\
-             [uapid-full]\nsecret = uapid-secret\npermit = 127.0.0.0/255.0.0.0\n\
-             read = system,call,reporting\nwrite = system,call,originate,reporting,config\n"
-        ),
-    )
-    .unwrap();
-    edit(&etc.join("http.conf"), |t| {
-        t.replace("bindport = 8088", &format!("bindport = {http}"))
-    });
-    edit(&etc.join("pjsip.conf"), |t| {
-        let t = t.replace("bind = 127.0.0.1:5060", &format!("bind = 127.0.0.1:{sip}"));
-        // Endpoint 0003_212 and its AOR go.
-        let start = t.find("[0003_212](phone)").expect("0003_212 in pjsip.conf");
-        let end = t[start..]
-            .find("contact = sip:0003_212")
-            .map(|i| start + i)
-            .unwrap();
-        let end = end + t[end..].find('\n').unwrap();
-        format!("{}{}", &t[..start], &t[end..])
-    });
-    // The dial context no longer matches 024 (only 2XX).
-    edit(&etc.join("extensions.conf"), |t| {
-        t.replace(
-            "exten => _XXX,1,Dial(PJSIP/${ORG}",
-            "exten => _2XX,1,Dial(PJSIP/${ORG}",
-        )
-    });
-    edit(&etc.join("modules.conf"), |t| {
-        t + "noload => res_parking.so\n"
-    });
-}
-
-impl BrokenPbx {
-    fn start() -> BrokenPbx {
-        let root = sandbox_root();
-        let inside = format!("/var/tmp/uapid-doctor-{}", std::process::id());
-        let host_dir = root.join(inside.trim_start_matches('/'));
-        let _ = std::fs::remove_dir_all(&host_dir);
-        for d in ["db", "spool", "run", "log"] {
-            std::fs::create_dir_all(host_dir.join(d)).expect("mkdir");
-        }
-        let (ami, http, sip) = (free_port(false), free_port(false), free_port(true));
-        broken_conf(&host_dir.join("etc"), &inside, (ami, http, sip));
-        let conf = format!("{inside}/etc/asterisk.conf");
-        let child = Command::new("chroot")
-            .arg(&root)
-            .args(["/usr/sbin/asterisk", "-C", &conf, "-f", "-n"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the second Asterisk");
-        let pbx = BrokenPbx {
-            child,
-            host_dir,
-            ami,
-            http,
-        };
-        let mut booted = Command::new("timeout");
-        booted.args(["10", "chroot"]).arg(&root).args([
-            "/usr/sbin/asterisk",
-            "-C",
-            &conf,
-            "-rx",
-            "core waitfullybooted",
-        ]);
-        pbx.wait_booted(booted);
-        pbx
-    }
-
-    fn wait_booted(&self, mut ask: Command) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            let ok = ask
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if ok {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        panic!("the second Asterisk did not boot within 30 s");
-    }
-
-    /// A configuration file for uapid pointing at this PBX as `user`.
-    fn config(&self, user: &str, secret: &str) -> PathBuf {
-        temp_file(
-            &format!("{user}.toml"),
-            &format!(
-                "[asterisk]\nami_addr = \"127.0.0.1:{}\"\nari_url = \"http://127.0.0.1:{}\"\n\
-                 ami_user = \"{user}\"\nami_secret = \"{secret}\"\n",
-                self.ami, self.http
-            ),
-        )
-    }
-}
-
-impl Drop for BrokenPbx {
-    fn drop(&mut self) {
-        // SIGTERM: Asterisk stops at once; SIGKILL if it has not within 10 s.
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.host_dir);
-    }
+    theirs.shutdown().await;
+    ours.shutdown().await;
 }
 
 fn assert_lines(out: &str, lines: &[&str]) {
@@ -372,8 +210,8 @@ fn assert_lines(out: &str, lines: &[&str]) {
     }
 }
 
-#[tokio::test]
-async fn doctor_reports_each_miss_of_an_incomplete_pbx() {
+#[test]
+fn doctor_reports_each_miss_of_an_incomplete_pbx() {
     sandbox();
     let started = Instant::now();
     let pbx = BrokenPbx::start();

@@ -1,7 +1,7 @@
-//! ARI: credentials, write access, the application, the channel variables.
+//! ARI: credentials, write access, the application.
 
 use super::{Check, Mode};
-use crate::asterisk::ari::{AriError, Channel};
+use crate::asterisk::ari::AriError;
 use crate::config::AsteriskSettings;
 
 /// What the ARI checks learned for the others.
@@ -37,7 +37,6 @@ pub(super) async fn check(a: &AsteriskSettings, mode: Mode, out: &mut Vec<Check>
     if mode == Mode::Command {
         out.push(app_free(&rest, &a.app).await);
     }
-    out.push(linkedid(&rest).await);
     AriSeen {
         answered: true,
         version,
@@ -90,26 +89,5 @@ async fn app_free(rest: &crate::asterisk::ari::AriRest, app: &str) -> Check {
             "fine when that is this uapid, running; a second uapid needs an asterisk.app of its own",
         ),
         None => Check::skip(what, "ARI did not say"),
-    }
-}
-
-/// ari.conf `channelvars` must put the linkedid in channel snapshots; only a live
-/// channel shows whether it does.
-async fn linkedid(rest: &crate::asterisk::ari::AriRest) -> Check {
-    let what = "ARI channel variables";
-    match rest.get::<Vec<Channel>>("/channels").await {
-        Ok(chans) if chans.is_empty() => Check::skip(
-            what,
-            "no live channel to look at (/health says \"linkedid\" once there is one)",
-        ),
-        Ok(chans) if chans.iter().any(|c| c.linkedid().is_some()) => {
-            Check::ok(what, "channels carry CHANNEL(linkedid)")
-        }
-        Ok(_) => Check::miss(
-            what,
-            "channels carry no CHANNEL(linkedid): each channel would be a call of its own",
-            "add `channelvars = CHANNEL(linkedid),CDR(answer,u)` under [general] in ari.conf",
-        ),
-        Err(e) => Check::skip(what, format!("could not list channels: {e}")),
     }
 }
