@@ -226,8 +226,17 @@ pub async fn log_at_startup(a: AsteriskSettings, d: std::sync::Arc<Directory>) {
         );
         return;
     }
+    // A large directory may miss many entries: the log names the first ones.
+    const AT_MOST: usize = 20;
+    let mut said = 0;
     for c in report.checks() {
         let fix = c.fix.as_deref().unwrap_or("-");
+        if c.status != Status::Ok {
+            said += 1;
+            if said > AT_MOST {
+                continue;
+            }
+        }
         match c.status {
             Status::Miss => tracing::warn!(
                 "start-up check: missing: {}: {}; fix: {fix}",
@@ -238,6 +247,9 @@ pub async fn log_at_startup(a: AsteriskSettings, d: std::sync::Arc<Directory>) {
             Status::Skip => tracing::info!("start-up check: not checked: {}: {}", c.what, c.seen),
             Status::Ok => tracing::debug!("start-up check: ok: {}: {}", c.what, c.seen),
         }
+    }
+    if said > AT_MOST {
+        tracing::warn!("start-up check: {} more not said here", said - AT_MOST);
     }
     tracing::info!(
         ok = report.count(Status::Ok),
