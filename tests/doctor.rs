@@ -204,6 +204,55 @@ async fn a_uapid_with_the_imported_directory_lists_a_call_as_the_built_in_one() 
     ours.shutdown().await;
 }
 
+/// Runs the daemon with `config` until it logs a line with `until` (at most 20 s), then
+/// stops it; returns what it logged.
+fn startup_log(config: &std::path::Path, until: &str) -> String {
+    use std::io::BufRead;
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .env("UAPID_LISTEN", "127.0.0.1:0")
+        .env(
+            "UAPID_ASTERISK__APP",
+            format!("uapid-doctor-startup-{}", std::process::id()),
+        )
+        .env("RUST_LOG", "uapid=info")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start uapid");
+    let out = child.stdout.take().expect("its stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = Instant::now() + std::time::Duration::from_secs(20);
+    let mut log = String::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                log.push_str(&line);
+                log.push('\n');
+                if line.contains(until) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    log
+}
+
 fn assert_lines(out: &str, lines: &[&str]) {
     for line in lines {
         assert!(out.contains(line), "{line:?} missing from:\n{out}");
@@ -266,6 +315,22 @@ fn doctor_reports_each_miss_of_an_incomplete_pbx() {
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("MISS  AMI 127.0.0.1:"), "{out}");
     assert!(out.contains("login refused"), "{out}");
+    // The daemon says the same at start-up, in its log.
+    let log = startup_log(&full, "start-up check done");
+    assert!(log.contains("start-up check: missing: 0003*212 endpoint 0003_212: no such PJSIP endpoint; fix: add endpoint 0003_212 to pjsip.conf"), "{log}");
+    assert!(
+        log.contains("start-up check: missing: parking lot default"),
+        "{log}"
+    );
+    assert!(log.contains("start-up check done"), "{log}");
+    // A wrong secret: said at once, with the fix.
+    let log = startup_log(&wrong, "AMI 127.0.0.1:");
+    assert!(
+        log.contains(
+            "login refused: Authentication failed; fix: check asterisk.ami_user / ami_secret"
+        ),
+        "{log}"
+    );
     for f in [limited, full, wrong] {
         let _ = std::fs::remove_file(f);
     }

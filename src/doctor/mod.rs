@@ -209,16 +209,23 @@ pub async fn run(a: &AsteriskSettings, d: &Directory, mode: Mode) -> Report {
     report
 }
 
-/// The daemon's start-up check: once AMI and ARI answer (it waits at most about a
-/// minute for them), runs the checks and logs each miss with its fix. It only logs.
+/// The daemon's start-up check: once AMI and ARI answer, runs the checks and logs each
+/// miss with its fix. While they do not (for about a minute), it says why once, with
+/// the fix (a wrong secret, say), and tries again every 5 s. It only logs.
 pub async fn log_at_startup(a: AsteriskSettings, d: std::sync::Arc<Directory>) {
-    let mut report = Report::default();
+    let mut report = run(&a, &d, Mode::Startup).await;
+    if !report.connected {
+        for c in report.checks().filter(|c| c.status == Status::Miss) {
+            let fix = c.fix.as_deref().unwrap_or("-");
+            tracing::warn!("start-up check: {}: {}; fix: {fix}", c.what, c.seen);
+        }
+    }
     for _ in 0..12 {
-        report = run(&a, &d, Mode::Startup).await;
         if report.connected {
             break;
         }
         tokio::time::sleep(Duration::from_secs(5)).await;
+        report = run(&a, &d, Mode::Startup).await;
     }
     if !report.connected {
         tracing::warn!(

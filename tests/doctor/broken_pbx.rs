@@ -166,7 +166,7 @@ impl BrokenPbx {
     /// A configuration file for uapid pointing at this PBX as `user`.
     pub fn config(&self, user: &str, secret: &str) -> PathBuf {
         temp_file(
-            &format!("{user}.toml"),
+            &format!("{user}-{secret}.toml"),
             &format!(
                 "[asterisk]\nami_addr = \"127.0.0.1:{}\"\nari_url = \"http://127.0.0.1:{}\"\n\
                  ami_user = \"{user}\"\nami_secret = \"{secret}\"\n",
