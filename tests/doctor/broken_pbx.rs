@@ -7,7 +7,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::sandbox::REPO;
-use super::temp_file;
 
 /// A free loopback port (TCP, or UDP for SIP).
 fn free_port(udp: bool) -> u16 {
@@ -163,16 +162,17 @@ impl BrokenPbx {
         panic!("the second Asterisk did not boot within 30 s");
     }
 
-    /// A configuration file for uapid pointing at this PBX as `user`.
+    /// A configuration file for uapid pointing at this PBX as `user` (kept in the PBX's
+    /// directory, so it goes with it).
     pub fn config(&self, user: &str, secret: &str) -> PathBuf {
-        temp_file(
-            &format!("{user}-{secret}.toml"),
-            &format!(
-                "[asterisk]\nami_addr = \"127.0.0.1:{}\"\nari_url = \"http://127.0.0.1:{}\"\n\
-                 ami_user = \"{user}\"\nami_secret = \"{secret}\"\n",
-                self.ami, self.http
-            ),
-        )
+        let path = self.host_dir.join(format!("uapid-{user}-{secret}.toml"));
+        let text = format!(
+            "[asterisk]\nami_addr = \"127.0.0.1:{}\"\nari_url = \"http://127.0.0.1:{}\"\n\
+             ami_user = \"{user}\"\nami_secret = \"{secret}\"\n",
+            self.ami, self.http
+        );
+        std::fs::write(&path, text).expect("write uapid's configuration");
+        path
     }
 }
 
