@@ -139,7 +139,7 @@ pub async fn keep(ami: AmiClient, lines: Vec<Line>, every: std::time::Duration) 
                 Ok(false) => match install(&ami, &lines).await {
                     Ok(()) => tracing::info!("uapid's dialplan installed"),
                     Err(e) => tracing::error!(
-                        "uapid's dialplan could not be installed: {e} (the AMI user needs write=config; see uapid doctor)"
+                        "uapid's dialplan could not be installed: {e} (DialplanExtensionAdd needs the AMI user to have write=system; see uapid doctor)"
                     ),
                 },
                 Err(e) => tracing::debug!("dialplan check: {e}"),

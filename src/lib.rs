@@ -14,6 +14,9 @@ pub mod asterisk;
 pub mod calls;
 pub mod config;
 pub mod dialplan;
+pub mod doctor;
+pub mod import;
+pub mod inventory;
 mod links;
 pub mod record;
 mod server;
@@ -114,6 +117,15 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     );
     let actions = Arc::new(Actions::new(pbx, calls.clone(), directory.clone()));
     tasks.push(tokio::spawn(actions::reaper::run(actions.clone())));
+
+    // The start-up check (`uapid doctor`'s checks, on a session of its own): logs what
+    // the PBX's admin still must do. It only logs.
+    if settings.startup_check {
+        tasks.push(tokio::spawn(doctor::log_at_startup(
+            a.clone(),
+            directory.clone(),
+        )));
+    }
 
     let bound = server::bind(settings.listen)?;
     let addr = bound.addr;

@@ -89,64 +89,74 @@ pub fn looks_like_phone_number(s: &str) -> bool {
     !d.is_empty() && d.len() <= 32 && d.bytes().all(|b| b.is_ascii_digit())
 }
 
-fn invalid<T>(why: String) -> Result<T, ConfigError> {
-    Err(ConfigError::Directory(why))
+/// A directory entry that does not hold: its key (`directory.extensions[2]`) and why.
+fn invalid<T>(key: String, why: String) -> Result<T, ConfigError> {
+    Err(ConfigError::at(key, why))
+}
+
+fn key(array: &str, i: usize) -> String {
+    format!("directory.{array}[{i}]")
 }
 
 impl Directory {
     pub fn build(cfg: &DirectoryConfig) -> Result<Directory, ConfigError> {
         let mut d = Directory::default();
-        for o in &cfg.organizations {
+        for (i, o) in cfg.organizations.iter().enumerate() {
             if d.organizations.insert(o.id, o.clone()).is_some() {
-                return invalid(format!("organization {} is listed twice", o.id));
+                let why = format!("organization {} is listed twice", o.id);
+                return invalid(key("organizations", i), why);
             }
         }
-        for u in &cfg.users {
+        for (i, u) in cfg.users.iter().enumerate() {
             if !d.organizations.contains_key(&u.organization) {
-                return invalid(format!(
-                    "user {} names unknown organization {}",
-                    u.id, u.organization
-                ));
+                return invalid(
+                    key("users", i),
+                    format!(
+                        "user {} names unknown organization {}",
+                        u.id, u.organization
+                    ),
+                );
             }
             if d.users.insert(u.id, u.clone()).is_some() {
-                return invalid(format!("user {} is listed twice", u.id));
+                return invalid(key("users", i), format!("user {} is listed twice", u.id));
             }
         }
-        for e in &cfg.extensions {
-            d.add_extension(e)?;
+        for (i, e) in cfg.extensions.iter().enumerate() {
+            d.add_extension(e)
+                .or_else(|why| invalid(key("extensions", i), why))?;
         }
         for t in &cfg.trunks {
             d.trunks.insert(t.endpoint.clone());
         }
-        for a in &cfg.apps {
-            d.add_app(a)?;
+        for (i, a) in cfg.apps.iter().enumerate() {
+            d.add_app(a).or_else(|why| invalid(key("apps", i), why))?;
         }
         Ok(d)
     }
 
-    fn add_extension(&mut self, e: &ExtensionConfig) -> Result<(), ConfigError> {
+    fn add_extension(&mut self, e: &ExtensionConfig) -> Result<(), String> {
         let Some(user) = self.users.get(&e.user) else {
-            return invalid(format!(
+            return Err(format!(
                 "extension {} names unknown user {}",
                 e.number, e.user
             ));
         };
         let org = &self.organizations[&user.organization];
         let Some((code, short)) = e.number.split_once('*') else {
-            return invalid(format!(
+            return Err(format!(
                 "extension {} must be written <organization code>*<number>",
                 e.number
             ));
         };
         if code != org.code || !looks_like_extension(short) {
-            return invalid(format!(
+            return Err(format!(
                 "extension {} does not belong to organization code {}",
                 e.number, org.code
             ));
         }
         let endpoint = e.endpoint.clone().unwrap_or_default();
         if endpoint.is_empty() && e.kind == ExtensionKind::PhoneTerminal {
-            return invalid(format!(
+            return Err(format!(
                 "extension {}: a phone terminal needs its endpoint (the PJSIP endpoint that rings it)",
                 e.number
             ));
@@ -154,7 +164,7 @@ impl Directory {
         if let Some(d) = &e.dial {
             let ok = |b: u8| b.is_ascii_digit() || b"*#+".contains(&b);
             if d.is_empty() || d.len() > 32 || !d.bytes().all(ok) {
-                return invalid(format!(
+                return Err(format!(
                     "extension {}: dial {d:?} must be the digits the PBX dials it by",
                     e.number
                 ));
@@ -176,30 +186,30 @@ impl Directory {
                 .insert(endpoint.clone(), e.number.clone())
                 .is_some()
         {
-            return invalid(format!("endpoint {endpoint} is used twice"));
+            return Err(format!("endpoint {endpoint} is used twice"));
         }
         if self.extensions.insert(e.number.clone(), ext).is_some() {
-            return invalid(format!("extension {} is listed twice", e.number));
+            return Err(format!("extension {} is listed twice", e.number));
         }
         Ok(())
     }
 
-    fn add_app(&mut self, a: &AppConfig) -> Result<(), ConfigError> {
+    fn add_app(&mut self, a: &AppConfig) -> Result<(), String> {
         let Some(account) = Account::parse(&a.account) else {
-            return invalid(format!(
+            return Err(format!(
                 "app {}: account must be admin, organization:<id> or user:<id>",
                 a.client_id
             ));
         };
         match account {
             Account::Organization(id) if !self.organizations.contains_key(&id) => {
-                return invalid(format!(
+                return Err(format!(
                     "app {} names unknown organization {id}",
                     a.client_id
                 ))
             }
             Account::User(id) if !self.users.contains_key(&id) => {
-                return invalid(format!("app {} names unknown user {id}", a.client_id))
+                return Err(format!("app {} names unknown user {id}", a.client_id))
             }
             _ => {}
         }
@@ -209,7 +219,7 @@ impl Directory {
             account,
         };
         if self.apps.insert(a.client_id.clone(), app).is_some() {
-            return invalid(format!("app {} is listed twice", a.client_id));
+            return Err(format!("app {} is listed twice", a.client_id));
         }
         Ok(())
     }
@@ -223,6 +233,11 @@ impl Directory {
 
     pub fn is_trunk(&self, endpoint: &str) -> bool {
         self.trunks.contains(endpoint)
+    }
+
+    /// The trunks' endpoints.
+    pub fn trunks(&self) -> impl Iterator<Item = &str> {
+        self.trunks.iter().map(String::as_str)
     }
 
     /// Resolves a full (`0003*210`) or short (`210`) number. A short number needs the

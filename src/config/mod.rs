@@ -8,13 +8,16 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
 mod directory;
+mod errors;
+mod load;
 mod state;
 pub use directory::*;
+pub use errors::ConfigError;
 pub use state::*;
 
 /// The defaults, compiled in so that uapid runs with no configuration at all.
@@ -59,8 +62,30 @@ pub struct Settings {
     pub tls: Option<TlsSettings>,
     #[serde(default)]
     pub limits: Limits,
+    /// Run `uapid doctor`'s checks once at start-up and log what is missing.
+    #[serde(default = "yes")]
+    pub startup_check: bool,
     pub asterisk: AsteriskSettings,
     pub directory: DirectoryConfig,
+    /// Which of the directory's arrays the file set (the others are the built-in ones).
+    #[serde(skip)]
+    pub directory_source: DirectorySource,
+}
+
+/// Where the directory in force came from: each array is either the built-in one or,
+/// when the configuration file sets it, the file's (arrays replace, they never merge).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DirectorySource {
+    pub file: Option<PathBuf>,
+    /// The arrays the file sets (`organizations`, `users`, ...).
+    pub from_file: Vec<&'static str>,
+}
+
+/// The directory's arrays, as keys under `directory`.
+pub const DIRECTORY_ARRAYS: [&str; 5] = ["organizations", "users", "extensions", "trunks", "apps"];
+
+fn yes() -> bool {
+    true
 }
 
 fn default_token_ttl() -> u64 {
@@ -114,7 +139,7 @@ impl Default for Limits {
 
 impl Limits {
     pub fn check(&self) -> Result<(), ConfigError> {
-        let bad = |what: &str| Err(ConfigError::Limits(what.to_string()));
+        let bad = |what: &str| Err(ConfigError::at("limits".into(), what.to_string()));
         if self.max_connections == 0 {
             return bad("max_connections must be at least 1");
         }
@@ -338,40 +363,7 @@ pub struct AppConfig {
     pub account: String,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("configuration: {0}")]
-    Load(#[from] config::ConfigError),
-    #[error("directory: {0}")]
-    Directory(String),
-    #[error("limits: {0}")]
-    Limits(String),
-    #[error("token key: {0}")]
-    TokenKey(String),
-}
-
 impl Settings {
-    /// Defaults, then the file (when given), then `UAPID_*` environment variables.
-    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
-        let mut builder = config::Config::builder()
-            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
-        if let Some(path) = file {
-            builder = builder.add_source(config::File::from(path).required(true));
-        }
-        builder = builder.add_source(
-            config::Environment::with_prefix("UAPID")
-                .prefix_separator("_")
-                .separator("__"),
-        );
-        let settings: Settings = builder.build()?.try_deserialize()?;
-        Directory::build(&settings.directory)?;
-        settings.limits.check()?;
-        if let Some(k) = &settings.token_key {
-            check_token_key(k.expose().as_bytes())?;
-        }
-        Ok(settings)
-    }
-
     /// The built-in defaults alone (the sandbox PBX).
     pub fn defaults() -> Settings {
         config::Config::builder()

@@ -22,7 +22,7 @@ pub const TOKEN_KEY_FILE: &str = "token.key";
 
 pub(super) fn check_token_key(key: &[u8]) -> Result<(), ConfigError> {
     if key.len() < MIN_TOKEN_KEY {
-        return Err(ConfigError::TokenKey(format!(
+        return Err(ConfigError::token_key(format!(
             "token_key must be at least {MIN_TOKEN_KEY} characters"
         )));
     }
@@ -70,7 +70,7 @@ impl Settings {
 }
 
 fn key_error(path: &Path, what: impl std::fmt::Display) -> ConfigError {
-    ConfigError::TokenKey(format!(
+    ConfigError::token_key(format!(
         "{}: {what} (set state_dir or token_key)",
         path.display()
     ))

@@ -10,14 +10,18 @@
 //!   (the test phone against Asterisk), `restart` (Asterisk restarts under uapid),
 //!   `contract` (recording, barge-in, whisper, monitor, callback, conference invites),
 //!   `safety` (sequences that once lost calls; two uapids; a frozen Asterisk),
-//!   `tokens` (no PBX: tokens across a kill -9, the connection limits, hyper's answers)
+//!   `tokens` (no PBX: tokens across a kill -9, the connection limits, hyper's answers),
+//!   `doctor` (`uapid doctor` and `directory import` against the sandbox and against a
+//!   second, deliberately incomplete Asterisk: `broken_pbx`)
 
+mod broken_pbx;
 mod helpers;
 mod sip_phone;
 mod sipp;
 
 mod actions;
 mod contract;
+mod doctor;
 mod list;
 mod media;
 mod phone;
