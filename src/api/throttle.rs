@@ -109,6 +109,51 @@ struct State {
     unlogged: u64,
 }
 
+impl State {
+    /// Logs a refused token request and what became throttled, within the log's budget
+    /// of [`LOG_PER_SEC`] lines a second (never the secret).
+    fn log_failure(
+        &mut self,
+        l: &ThrottleLimits,
+        who: Asker<'_>,
+        why: Refused,
+        became: Vec<String>,
+        now: Instant,
+    ) {
+        if now >= self.log_second + Duration::from_secs(1) {
+            self.log_second = now;
+            self.logged = 0;
+        }
+        if self.logged >= LOG_PER_SEC {
+            self.unlogged += 1;
+            return;
+        }
+        self.logged += 1;
+        let unlogged = std::mem::take(&mut self.unlogged);
+        if unlogged > 0 {
+            tracing::warn!("{unlogged} more refused token requests were not logged (over {LOG_PER_SEC} a second)");
+        }
+        let addr = who.addr.map(|a| a.to_string()).unwrap_or_default();
+        match (why, who.known_client) {
+            (Refused::WrongSecret, Some(c)) => {
+                tracing::warn!(client_id = c, addr, "token refused: wrong secret")
+            }
+            _ => tracing::warn!(addr, "token refused: unknown client_id"),
+        }
+        for what in became {
+            let after = if what.starts_with("app") {
+                l.per_client
+            } else {
+                l.per_address
+            };
+            tracing::warn!(
+                "token requests of {what} throttled until {} s after its first failure, after {after} failures",
+                l.window.as_secs()
+            );
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Throttle {
     limits: ThrottleLimits,
@@ -221,40 +266,8 @@ impl Throttle {
             });
         }
 
-        // The log, within its budget.
-        if now >= st.log_second + Duration::from_secs(1) {
-            st.log_second = now;
-            st.logged = 0;
-        }
-        if st.logged >= LOG_PER_SEC {
-            st.unlogged += 1;
-            return;
-        }
-        st.logged += 1;
-        let unlogged = std::mem::take(&mut st.unlogged);
-        if unlogged > 0 {
-            tracing::warn!("{unlogged} more refused token requests were not logged (over {LOG_PER_SEC} a second)");
-        }
-        let addr = who.addr.map(|a| a.to_string()).unwrap_or_default();
-        match (why, who.known_client) {
-            (Refused::WrongSecret, Some(c)) => {
-                tracing::warn!(client_id = c, addr, "token refused: wrong secret")
-            }
-            _ => tracing::warn!(addr, "token refused: unknown client_id"),
-        }
-        for what in became {
-            tracing::warn!(
-                "token requests of {what} throttled until {} s after its first failure, after {} failures",
-                l.window.as_secs(),
-                if what.starts_with("app") {
-                    l.per_client
-                } else {
-                    l.per_address
-                }
-            );
-        }
+        st.log_failure(&l, who, why, became, now);
     }
-
     #[cfg(test)]
     fn addresses(&self) -> usize {
         self.lock().addresses.len()
