@@ -215,6 +215,17 @@ impl Ctx<'_> {
     fn view_ext(&self) -> Result<&str, StateError> {
         self.view_ext.as_deref().ok_or(StateError::NoExtension)
     }
+
+    /// The view's leg (the one List shows) and the party it talks to.
+    fn view_and_peer(&self) -> Result<(&Leg, &Leg), StateError> {
+        let ext = self.view_ext()?;
+        let own = self
+            .call
+            .leg_of(ext)
+            .ok_or_else(|| StateError::NotTalking(ext.to_string()))?;
+        let peer = self.call.peer_of(own).ok_or(StateError::NoPeer)?;
+        Ok((own, peer))
+    }
 }
 
 /// The actions service: what the HTTP layer calls.

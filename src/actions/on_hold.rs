@@ -4,7 +4,7 @@
 
 use super::input::{Body, ViewId};
 use super::stasis::take_into_stasis;
-use super::{ensure_free, ActionError, Ctx, Done, InputError, PbxError, StateError};
+use super::{ensure_free, ActionError, Ctx, Done, InputError, PbxError};
 use crate::calls::{Leg, Note, HOLD_VAR};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,12 +20,7 @@ impl OnHold {
     }
 
     pub async fn apply(&self, cx: Ctx<'_>) -> Result<Done, ActionError> {
-        let ext = cx.view_ext()?;
-        let own = cx
-            .call
-            .leg_of(ext)
-            .ok_or_else(|| StateError::NotTalking(ext.to_string()))?;
-        let peer = cx.call.peer_of(own).ok_or(StateError::NoPeer)?;
+        let (own, peer) = cx.view_and_peer()?;
         // Both legs move: each must be answered and free (not parked, not on hold).
         for leg in [own, peer] {
             ensure_free(leg)?;

@@ -3,7 +3,7 @@
 //! rings the parker back. The parker's own leg ends, as when a phone parks a call.
 
 use super::input::{Body, ParkTimeout, ViewId};
-use super::{ensure_free, ActionError, Ctx, Done, InputError, StateError};
+use super::{ensure_free, ActionError, Ctx, Done, InputError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Park {
@@ -20,12 +20,7 @@ impl Park {
     }
 
     pub async fn apply(&self, cx: Ctx<'_>) -> Result<Done, ActionError> {
-        let ext = cx.view_ext()?;
-        let own = cx
-            .call
-            .leg_of(ext)
-            .ok_or_else(|| StateError::NotTalking(ext.to_string()))?;
-        let peer = cx.call.peer_of(own).ok_or(StateError::NoPeer)?;
+        let (own, peer) = cx.view_and_peer()?;
         // The parker's leg ends and the other goes to the lot: both must be free.
         for leg in [own, peer] {
             ensure_free(leg)?;

@@ -298,6 +298,20 @@ impl Pbx {
         context: &str,
         exten: &str,
     ) -> Result<(), PbxError> {
+        self.ari_originate(ring, originator, context, exten, serde_json::json!({}))
+            .await
+    }
+
+    /// ARI's originate: `ring` in the call of `originator`, into `context`/`exten`,
+    /// with channel `variables` (a JSON object).
+    async fn ari_originate(
+        &self,
+        ring: Ring<'_>,
+        originator: &str,
+        context: &str,
+        exten: &str,
+        variables: serde_json::Value,
+    ) -> Result<(), PbxError> {
         let endpoint = self.dial_string(ring.callee);
         let timeout = (ring.wait_ms / 1000).max(1).to_string();
         let shown = ring.caller_id.map(CallerId::to_asterisk);
@@ -313,8 +327,8 @@ impl Pbx {
         if let Some(s) = &shown {
             q.push(("callerId", s));
         }
-        self.ari.post("/channels", &q).await.map(drop)?;
-        Ok(())
+        let body = serde_json::json!({ "variables": variables });
+        Ok(self.ari.post_json("/channels", &q, &body).await?)
     }
 
     /// Starts recording a channel, both directions mixed, into `file` (its extension
@@ -344,24 +358,9 @@ impl Pbx {
         target: &str,
         options: &str,
     ) -> Result<(), PbxError> {
-        let endpoint = self.dial_string(ring.callee);
-        let timeout = (ring.wait_ms / 1000).max(1).to_string();
-        let mut q: Vec<(&str, &str)> = vec![
-            ("endpoint", &endpoint),
-            ("context", &self.names.spy_context),
-            ("extension", "s"),
-            ("priority", "1"),
-            ("timeout", &timeout),
-            ("originator", originator),
-            ("channelId", ring.channel_id),
-        ];
-        let shown = ring.caller_id.map(CallerId::to_asterisk);
-        if let Some(s) = &shown {
-            q.push(("callerId", s));
-        }
-        let vars =
-            serde_json::json!({ "variables": { "UAPID_SPY": target, "UAPID_SPY_OPTS": options } });
-        Ok(self.ari.post_json("/channels", &q, &vars).await?)
+        let vars = serde_json::json!({ "UAPID_SPY": target, "UAPID_SPY_OPTS": options });
+        self.ari_originate(ring, originator, &self.names.spy_context, "s", vars)
+            .await
     }
 
     /// Hangs a channel up; `false` when it was already gone.

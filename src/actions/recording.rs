@@ -78,11 +78,7 @@ impl StartRecording {
 
     pub async fn apply(&self, cx: Ctx<'_>) -> Result<Done, ActionError> {
         let ext = cx.view_ext()?;
-        let own = cx
-            .call
-            .leg_of(ext)
-            .ok_or_else(|| StateError::NotTalking(ext.to_string()))?;
-        let peer = cx.call.peer_of(own).ok_or(StateError::NoPeer)?;
+        let (own, peer) = cx.view_and_peer()?;
         for leg in [own, peer] {
             match leg.uapid_state() {
                 LegState::NotAnswered => {

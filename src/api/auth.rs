@@ -23,6 +23,7 @@ use base64::Engine;
 use ring::hmac;
 
 use super::error::ApiError;
+use crate::config::same_secret;
 use crate::config::{Account, Directory, Secret};
 
 /// The payload's first byte: the format of the token.
@@ -64,16 +65,6 @@ pub struct Issued {
 pub enum Refused {
     UnknownClient,
     WrongSecret,
-}
-
-/// Compares secrets without stopping at the first differing byte.
-fn same_secret(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let mut diff = a.len() ^ b.len();
-    for i in 0..a.len().max(b.len()) {
-        diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0));
-    }
-    diff == 0
 }
 
 /// Seconds since the Unix epoch: expiries are wall-clock times, the same on every node
