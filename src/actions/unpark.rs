@@ -4,7 +4,7 @@
 
 use super::input::{phone_terminal, Body, CallerId, ParseCtx, ViewId, WaitForPickup};
 use super::pbx::{new_channel_id, Callee, Ring};
-use super::{ActionError, Ctx, Done, InputError, StateError};
+use super::{ActionError, Ctx, Done, InputError, PbxError, StateError};
 use crate::config::Extension;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,8 +53,16 @@ impl UnPark {
             caller_id: Some(&shown),
             channel_id: &channel_id,
         };
+        // The lot made the space's extension when it parked the call: what this checks is
+        // that the configured context is the lot's (remembered a few seconds, as for a
+        // destination: UnPark is on the hot path).
         let context = &cx.pbx.names().parked_context;
-        cx.pbx.require_dialplan(context, space).await?;
+        if !cx.pbx.dialplan_matches(context, space).await? {
+            return Err(PbxError::Failed(format!(
+                "the parking space {space} is not in context {context} (asterisk.parked_context); nothing was done"
+            ))
+            .into());
+        }
         cx.pbx.ring_beside(ring, &parked.id, context, space).await?;
         Ok(cx.done())
     }

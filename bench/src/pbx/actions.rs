@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use uapid::asterisk::ami::Message;
-use uapid::asterisk::ari::Channel;
+use uapid::asterisk::ari::{Bridge, Channel};
 
 use super::calls::{all_talking, hangup_all, legs, uapid_shows, until, Call};
 use super::http::put;
@@ -146,7 +146,8 @@ impl Pbx {
         })
         .await;
         let chans = self.ari.channels().await.expect("channels");
-        let transfer = |c| self.transfer_direct(c, &chans);
+        let bridges = self.ari.bridges().await.expect("bridges");
+        let transfer = |c| self.transfer_direct(c, &chans, &bridges);
         self.time_each(&TRANSFER, &calls, round, &mut all.transfer, transfer)
             .await;
         hangup_all(&self.ari).await;
@@ -228,26 +229,36 @@ impl Pbx {
 
     /// AMI Redirect of 024 to 212, then the second step as uapid takes it: the
     /// transferring party (211) leaves.
-    async fn transfer_direct(&self, c: &Call, chans: &[Channel]) {
+    async fn transfer_direct(&self, c: &Call, chans: &[Channel], bridges: &[Bridge]) {
+        let leg024 = chans
+            .iter()
+            .find(|ch| ch.name == *c.leg024)
+            .map(|ch| ch.id.clone());
+        let peer211 = bridges
+            .iter()
+            .find(|b| leg024.as_ref().is_some_and(|l| b.channels.contains(l)))
+            .and_then(|b| {
+                b.channels.iter().find(|id| {
+                    chans
+                        .iter()
+                        .any(|ch| ch.id == **id && ch.name.starts_with("PJSIP/0003_211-"))
+                })
+            })
+            .cloned();
         self.ops
             .request(
                 Message::new()
                     .with("Action", "Redirect")
                     .with("Channel", &c.leg024)
                     .with("Context", "phones")
-                    .with("Exten", "0003*212")
+                    .with("Exten", "212")
                     .with("Priority", "1"),
             )
             .await
             .expect("AMI Redirect");
-        let lid = chans
-            .iter()
-            .find(|ch| ch.name == *c.leg024)
-            .and_then(|ch| ch.linkedid().map(str::to_string));
-        if let Some(ch) = chans.iter().find(|ch| {
-            ch.name.starts_with("PJSIP/0003_211-") && ch.linkedid().map(str::to_string) == lid
-        }) {
-            let _ = self.ari_ops.hangup(&ch.id).await;
+        // 211's leg: the one bridged with 024 (found before the Redirect took 024 out).
+        if let Some(id) = &peer211 {
+            let _ = self.ari_ops.hangup(id).await;
         }
     }
 

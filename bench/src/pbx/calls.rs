@@ -1,7 +1,6 @@
 //! The calls on the PBX: waiting until they are as a step needs them, their legs, and
 //! hanging them all up.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -52,29 +51,40 @@ pub async fn hangup_all(ari: &AriRest) {
 
 /// Waits for `n` answered calls 210 → 024, and names their legs.
 pub async fn legs(ari: &AriRest, n: usize) -> Vec<Call> {
-    until(&format!("{n} answered calls"), 120, || async {
+    until(&format!("{n} answered and bridged calls"), 120, || async {
         let chans = ari.channels().await.ok()?;
         let up = chans.iter().filter(|c| c.state == "Up").count();
-        (chans.len() == 2 * n && up == 2 * n).then_some(())
+        let bridges = ari.bridges().await.ok()?;
+        let paired = bridges.iter().filter(|b| b.channels.len() == 2).count();
+        (chans.len() == 2 * n && up == 2 * n && paired == n).then_some(())
     })
     .await;
+    // Each call's two legs share a Dial() bridge; 210's leg started the call, so its
+    // id is the call's linkedid (the sandbox's ARI carries no channelvars, as on a PBX
+    // nobody configured for uapid).
     let chans = ari.channels().await.expect("channels");
-    let mut by_call: HashMap<String, (String, String)> = HashMap::new();
-    for c in &chans {
-        let lid = c.linkedid().unwrap_or(&c.id).to_string();
-        let e = by_call.entry(lid).or_default();
-        if c.name.starts_with("PJSIP/0003_024-") {
-            e.0 = c.name.to_string();
-        } else {
-            e.1 = c.name.to_string();
-        }
-    }
-    by_call
-        .into_iter()
-        .map(|(lid, (leg024, leg210))| Call {
-            leg024,
-            leg210,
-            id: phone_call_id(&lid),
+    let bridges = ari.bridges().await.expect("bridges");
+    let name = |id: &str| {
+        chans
+            .iter()
+            .find(|c| c.id == id)
+            .map(|c| (c.id.to_string(), c.name.to_string()))
+    };
+    bridges
+        .iter()
+        .filter(|b| b.channels.len() == 2)
+        .filter_map(|b| {
+            let (a, z) = (name(&b.channels[0])?, name(&b.channels[1])?);
+            let (leg024, leg210) = if a.1.starts_with("PJSIP/0003_024-") {
+                (a, z)
+            } else {
+                (z, a)
+            };
+            Some(Call {
+                leg024: leg024.1,
+                id: phone_call_id(&leg210.0),
+                leg210: leg210.1,
+            })
         })
         .collect()
 }
