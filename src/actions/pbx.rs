@@ -172,6 +172,27 @@ impl Pbx {
         Ok(found)
     }
 
+    /// Whether `context` is the parking lot's context: the lot made the extension of
+    /// `space` when it parked the call, so once one space was found there the context is
+    /// known to be the lot's (for a minute). UnParks of 200 calls at once would
+    /// otherwise each wait for a look-up of their own.
+    pub async fn is_lot_context(&self, context: &str, space: &str) -> Result<bool, PbxError> {
+        const REMEMBER: Duration = Duration::from_secs(60);
+        let key = (context.to_string(), String::new());
+        {
+            let m = self.matched.lock().unwrap_or_else(|e| e.into_inner());
+            if m.get(&key).is_some_and(|at| at.elapsed() < REMEMBER) {
+                return Ok(true);
+            }
+        }
+        let found = self.lookup(context, space).await?;
+        if found {
+            let mut m = self.matched.lock().unwrap_or_else(|e| e.into_inner());
+            m.insert(key, Instant::now());
+        }
+        Ok(found)
+    }
+
     /// Fails unless `context` has `exten` now (not remembered: a dialplan reload wipes
     /// what uapid installed, and a Redirect into a missing context hangs the call up).
     /// uapid's own contexts are installed again when missing.

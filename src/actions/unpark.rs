@@ -54,10 +54,9 @@ impl UnPark {
             channel_id: &channel_id,
         };
         // The lot made the space's extension when it parked the call: what this checks is
-        // that the configured context is the lot's (remembered a few seconds, as for a
-        // destination: UnPark is on the hot path).
+        // that the configured context is the lot's.
         let context = &cx.pbx.names().parked_context;
-        if !cx.pbx.dialplan_matches(context, space).await? {
+        if !cx.pbx.is_lot_context(context, space).await? {
             return Err(PbxError::Failed(format!(
                 "the parking space {space} is not in context {context} (asterisk.parked_context); nothing was done"
             ))

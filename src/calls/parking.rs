@@ -56,10 +56,10 @@ impl Tracker {
             }
             "MixMonitorStart" => {
                 if let Some(c) = m.get("Uniqueid").and_then(|u| self.channels.get_mut(u)) {
-                    c.recording.get_or_insert(Recording {
+                    c.recording.get_or_insert(Box::new(Recording {
                         since: at,
                         extension: None,
-                    });
+                    }));
                 }
             }
             "MixMonitorStop" => {

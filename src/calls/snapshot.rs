@@ -113,7 +113,7 @@ impl CallSnapshot {
                     held_by_uapid: t.held_by_uapid(ch),
                     holding: t.holding(ch),
                     spying: ch.app == "ChanSpy",
-                    recording: ch.recording.clone(),
+                    recording: ch.recording.as_deref().cloned(),
                     caller_name: ch.caller.name.to_string(),
                     caller_number: ch.caller.number.to_string(),
                 }

@@ -121,8 +121,9 @@ pub struct ChannelState {
     pub answered: Option<Time>,
     /// Since when this channel holds its peer (ChannelHold, or uapid's OnHold).
     pub hold: Option<Time>,
-    /// The recording running on this channel, if any.
-    pub recording: Option<Recording>,
+    /// The recording running on this channel, if any (boxed: few channels have one,
+    /// and every channel pays for the field).
+    pub recording: Option<Box<Recording>>,
     /// Since when uapid keeps this channel on hold (from uapid's note; after a restart,
     /// from the channel variable uapid set), when it does.
     pub held_since: Option<Time>,

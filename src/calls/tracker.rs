@@ -308,10 +308,10 @@ impl Tracker {
             } => {
                 if let Some(c) = self.channels.get_mut(channel.as_str()) {
                     let since = c.recording.as_ref().map_or(at, |r| r.since.min(at));
-                    c.recording = Some(Recording {
+                    c.recording = Some(Box::new(Recording {
                         since,
                         extension: Some(extension),
-                    });
+                    }));
                 }
             }
             Note::Owner { call, extension } => {
