@@ -69,6 +69,8 @@ pub struct Pbx {
     events: AmiClient,
     /// Dialplan look-ups that matched, and when (see [`Pbx::dialplan_matches`]).
     matched: Mutex<HashMap<(String, String), Instant>>,
+    /// Held while the lot's context is looked up ([`Pbx::is_lot_context`]).
+    lot_lookup: tokio::sync::Mutex<()>,
     /// Every AMI session actions may use (`events` first).
     pool: Vec<AmiClient>,
     next: AtomicUsize,
@@ -91,6 +93,7 @@ impl Pbx {
             own_dialplan,
             events,
             matched: Mutex::default(),
+            lot_lookup: tokio::sync::Mutex::new(()),
             pool,
             next: AtomicUsize::new(0),
             ari,
@@ -179,11 +182,18 @@ impl Pbx {
     pub async fn is_lot_context(&self, context: &str, space: &str) -> Result<bool, PbxError> {
         const REMEMBER: Duration = Duration::from_secs(60);
         let key = (context.to_string(), String::new());
-        {
+        let known = || {
             let m = self.matched.lock().unwrap_or_else(|e| e.into_inner());
-            if m.get(&key).is_some_and(|at| at.elapsed() < REMEMBER) {
-                return Ok(true);
-            }
+            m.get(&key).is_some_and(|at| at.elapsed() < REMEMBER)
+        };
+        if known() {
+            return Ok(true);
+        }
+        // One look-up at a time: UnParks arriving together wait for the first one's
+        // answer instead of each asking Asterisk.
+        let _one = self.lot_lookup.lock().await;
+        if known() {
+            return Ok(true);
         }
         let found = self.lookup(context, space).await?;
         if found {
