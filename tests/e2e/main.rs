@@ -14,6 +14,7 @@ mod sip_phone;
 mod sipp;
 
 mod actions;
+mod chaos;
 mod list;
 mod media;
 mod phone;
