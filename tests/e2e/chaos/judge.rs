@@ -12,11 +12,15 @@
 //! - its own Dial() ended unanswered (a transferred party, the lot calling the parker
 //!   back, an unpark or a click-to-call whose callee did not answer);
 //! - it spied (ChanSpy) on a channel that ended; it ran a dialplan application that ends
-//!   calls by itself (VoiceMail, ParkedCall, PickupChan);
+//!   calls by itself (VoiceMail, ParkedCall, PickupChan), and was not bridged since;
 //! - it was left alone in uapid's Stasis application, the last of its call;
+//! - a PickUp's leg answered with nothing left to pick up;
 //! - a test phone hung it up, or it was never answered.
 //!
-//! Anything else is a lost call.
+//! An explanation through another channel (its bridge's other side, its caller, the
+//! channel it spied on, the rest of its call) holds only if that channel's end began
+//! first and is itself explained: two channels ended by mistake do not explain each
+//! other. Anything else is a lost call.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -169,22 +173,22 @@ impl Judge<'_> {
                 }
             }
         }
+        // Another channel ended first, and its end is explained.
+        let ended_first = |other: &str| {
+            self.obs
+                .chan(other)
+                .is_some_and(|o| o.destroyed.is_some() && first_end(o) <= first_end(c))
+        };
         if let Some(s) = c.stint.as_ref().filter(|s| !s.independent()) {
-            for m in &s.mates {
-                let gone = self.obs.chan(m).is_some_and(|m| m.destroyed.is_some());
-                if gone {
-                    if let Some(why) = self.explain(m, seen) {
-                        return Some(format!("{}: bridged with one that ended: {why}", c.name));
-                    }
+            for m in s.mates.iter().filter(|m| ended_first(m)) {
+                if let Some(why) = self.explain(m, seen) {
+                    return Some(format!("{}: bridged with one that ended: {why}", c.name));
                 }
             }
         }
-        if let Some(k) = &c.dialed_by {
-            let gone = self.obs.chan(k).is_some_and(|k| k.destroyed.is_some());
-            if gone {
-                if let Some(why) = self.explain(k, seen) {
-                    return Some(format!("{}: its caller ended: {why}", c.name));
-                }
+        if let Some(k) = c.dialed_by.as_deref().filter(|k| ended_first(k)) {
+            if let Some(why) = self.explain(k, seen) {
+                return Some(format!("{}: its caller ended: {why}", c.name));
             }
         }
         if let Some((at, status)) = &c.dial_failed {
@@ -195,11 +199,10 @@ impl Judge<'_> {
         if let Some(("ChanSpy", data)) = last_app_and_data(c) {
             let target = data.split(',').next().unwrap_or_default();
             let spied = self.obs.chans.values().find(|x| x.name == target);
-            if spied.is_some_and(|t| t.destroyed.is_some()) {
-                return Some(format!(
-                    "{}: the channel it spied on ({target}) ended",
-                    c.name
-                ));
+            if let Some(t) = spied.filter(|t| ended_first(&t.id)) {
+                if let Some(why) = self.explain(&t.id.clone(), seen) {
+                    return Some(format!("{}: the channel it spied on ended: {why}", c.name));
+                }
             }
         }
         // Unless it was bridged since (then the bridge's other side explains it).
@@ -208,14 +211,32 @@ impl Judge<'_> {
                 return Some(format!("{}: {app}() ended it", c.name));
             }
         }
+        // What Dial() would have done: the last of its call, the others' ends explained.
         if last_app(c) == Some("Stasis") && c.alone_at_end == Some(true) {
-            return Some(format!(
-                "{}: left alone in uapid's Stasis application",
-                c.name
-            ));
+            let others: Vec<String> = self
+                .obs
+                .chans
+                .values()
+                .filter(|o| o.id != c.id && o.call_ids.iter().any(|x| c.in_call(x)))
+                .filter(|o| ended_first(&o.id))
+                .map(|o| o.id.clone())
+                .collect();
+            for o in others {
+                if let Some(why) = self.explain(&o, seen) {
+                    return Some(format!(
+                        "{}: left alone in uapid's Stasis application after {why}",
+                        c.name
+                    ));
+                }
+            }
         }
         None
     }
+}
+
+/// When a channel's end began: its first hangup request, else its destruction.
+fn first_end(c: &Chan) -> Option<Instant> {
+    c.hangup_requested.or(c.destroyed.map(|d| d.0))
 }
 
 /// A channel's history and its last bridge's members' histories, for a report.

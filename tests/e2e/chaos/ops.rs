@@ -343,6 +343,10 @@ fn choose_action(rng: &mut Rng, call: &Value) -> &'static str {
             _ => talking,
         })
         .collect();
+    if fits.len() == 1 {
+        // Nobody talks: any action (a 409 says why).
+        return rng.weighted(&ACTIONS);
+    }
     rng.weighted(&fits)
 }
 
@@ -1051,7 +1055,7 @@ pub fn plan_phone(rng: &mut Rng, ctx: &Ctx<'_>, cap: usize) -> Op {
     let kind = if live.len() >= cap {
         1
     } else {
-        rng.weighted(&[(45, 0), (35, 1), (20, 2)])
+        rng.weighted(&[(50, 0), (30, 1), (20, 2)])
     };
     match kind {
         1 if !live.is_empty() => Op::HangUp {

@@ -123,8 +123,8 @@ impl World {
                     continue;
                 }
                 let plan = match self.rng.range(0, 99) {
-                    0..=64 => Some(Plan::Answer),
-                    65..=79 => Some(Plan::Reject(if self.rng.chance(50) { 486 } else { 603 })),
+                    0..=74 => Some(Plan::Answer),
+                    75..=86 => Some(Plan::Reject(if self.rng.chance(50) { 486 } else { 603 })),
                     _ => None,
                 };
                 let after = Duration::from_millis(self.rng.range(300, 2500));
