@@ -16,7 +16,7 @@ use uapid::calls::phone_call_id;
 
 use crate::sip_phone::{CallState, End};
 
-use super::judge::{history, Judge};
+use super::judge::{history, in_conference, Judge};
 use super::ops::Client;
 use super::{log, Ctx};
 
@@ -248,10 +248,8 @@ fn disagreements(ctx: &Ctx<'_>, r: &Reading) -> Vec<String> {
         })
         .collect();
     let in_conference = |id: &str| {
-        ctx.obs.read(|s| {
-            s.chan(id)
-                .is_some_and(|c| c.apps.iter().any(|(a, _)| a == "ConfBridge"))
-        })
+        ctx.obs
+            .read(|s| s.chan(id).is_some_and(|c| in_conference(s, c)))
     };
     for c in &stable {
         let Some(ext) = extension_of(&c.name) else {

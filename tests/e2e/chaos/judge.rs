@@ -72,7 +72,7 @@ pub fn same_party(c: &Chan, number: &str) -> bool {
 }
 
 impl License {
-    fn covers(&self, c: &Chan, destroyed: Instant) -> bool {
+    fn covers(&self, obs: &ObsState, c: &Chan, destroyed: Instant) -> bool {
         // The legs it acted on existed when uapid answered (give or take the observer's
         // lag); a created call's legs and a pickup's leg come after.
         let made_after = matches!(
@@ -91,7 +91,7 @@ impl License {
             return rung && picked_nothing && same_party(c, to);
         }
         let in_call = c.in_call(&self.call)
-            || ((c.call_ids.is_empty() || in_conference(c))
+            || ((c.call_ids.is_empty() || in_conference(obs, c))
                 && self.parties.iter().any(|p| same_party(c, p)));
         if !in_call {
             return false;
@@ -106,9 +106,24 @@ impl License {
     }
 }
 
-fn in_conference(c: &Chan) -> bool {
-    c.apps.iter().any(|(a, _)| a == "ConfBridge")
-        || c.stint.as_ref().is_some_and(|s| s.creator == "ConfBridge")
+/// Whether a channel talks in a conference room: it runs ConfBridge, or it is bridged
+/// with a Local channel whose other half does (a conference invite). Parties in one room
+/// are one call in uapid, though each keeps the linkedid of its own invite.
+pub fn in_conference(obs: &ObsState, c: &Chan) -> bool {
+    let runs = |x: &Chan| x.apps.iter().any(|(a, _)| a == "ConfBridge");
+    let via_local = |m: &String| {
+        obs.chan(m)
+            .and_then(Chan::local_partner_name)
+            .and_then(|p| obs.chans.values().find(|x| x.name == p))
+            .is_some_and(runs)
+    };
+    runs(c)
+        || c.stint.as_ref().is_some_and(|s| {
+            s.creator == "ConfBridge"
+                || s.mates
+                    .iter()
+                    .any(|m| obs.chan(m).is_some_and(runs) || via_local(m))
+        })
 }
 
 /// The last application a channel ran that was not the dialplan's `Hangup()` or a dial's
@@ -162,7 +177,11 @@ impl Judge<'_> {
                 return Some(format!("{}: its phone hung up ({e:?})", c.name));
             }
         }
-        if let Some(l) = self.licenses.iter().find(|l| l.covers(c, destroyed)) {
+        if let Some(l) = self
+            .licenses
+            .iter()
+            .find(|l| l.covers(self.obs, c, destroyed))
+        {
             return Some(format!("{}: {:?} by {}", c.name, l.kind, l.what));
         }
         if let Some(partner) = c.local_partner_name() {
@@ -173,11 +192,16 @@ impl Judge<'_> {
                 }
             }
         }
-        // Another channel ended first, and its end is explained.
+        // Another channel ended first, and its end is explained. "First" within half a
+        // second: Asterisk publishes a hangup request after setting it, so the thread of
+        // a channel that reacts (a ChanSpy, a Dial()) may report its own end before.
         let ended_first = |other: &str| {
-            self.obs
-                .chan(other)
-                .is_some_and(|o| o.destroyed.is_some() && first_end(o) <= first_end(c))
+            self.obs.chan(other).is_some_and(|o| {
+                o.destroyed.is_some()
+                    && first_end(o)
+                        .zip(first_end(c))
+                        .is_some_and(|(o, c)| o <= c + Duration::from_millis(500))
+            })
         };
         if let Some(s) = c.stint.as_ref().filter(|s| !s.independent()) {
             for m in s.mates.iter().filter(|m| ended_first(m)) {
@@ -257,6 +281,18 @@ pub fn history(obs: &ObsState, id: &str) -> String {
         .flat_map(|st| st.mates.iter().map(String::as_str))
         .collect();
     related.extend(c.dialed_by.as_deref());
+    let named = |name: &str| {
+        obs.chans
+            .values()
+            .find(|x| x.name == name)
+            .map(|x| x.id.as_str())
+    };
+    if let Some(("ChanSpy", data)) = last_app_and_data(c) {
+        related.extend(named(data.split(',').next().unwrap_or_default()));
+    }
+    if let Some(p) = c.local_partner_name() {
+        related.extend(named(&p));
+    }
     for m in related {
         if let Some(mc) = obs.chan(m) {
             s += &format!(

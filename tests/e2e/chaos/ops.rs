@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::Req;
 
-use super::judge::{License, LicenseKind};
+use super::judge::{history, same_party, License, LicenseKind};
 use super::phones::{PhoneId, PUBLIC, PUBLIC_NUMBERS, SHORTS};
 use super::rng::Rng;
 use super::{log, Ctx};
@@ -764,6 +764,9 @@ pub async fn run_client(
     {
         ctx.count("outcome shown in List");
     }
+    if status == 202 {
+        check_leaving(ctx, &p, &ids, sent, tag).await;
+    }
 }
 
 fn short_json(v: &Value) -> String {
@@ -997,6 +1000,52 @@ async fn check_outcome(
         ),
     );
     false
+}
+
+/// Park ends the parker's leg, Transfer and TransferToVoicemail the transferring
+/// party's (README, the action table): one of that party's answered legs in each call
+/// ends within a bound.
+async fn check_leaving(ctx: &Ctx<'_>, p: &Planned, ids: &[String], sent: Instant, tag: &str) {
+    let leaving = match p.action {
+        "Park" => p.view_ext.clone().or(p.path_ext.clone()),
+        "Transfer" | "TransferToVoicemail" => p.from.clone(),
+        _ => None,
+    };
+    let Some(leaving) = leaving else { return };
+    for id in ids {
+        let legs: Vec<String> = ctx.obs.read(|s| {
+            s.chans
+                .values()
+                .filter(|c| c.in_call(id) && c.ever_up && same_party(c, &leaving))
+                .filter(|c| c.created <= sent && c.destroyed.is_none_or(|d| d.0 >= sent))
+                .map(|c| c.id.clone())
+                .collect()
+        });
+        if legs.is_empty() {
+            continue;
+        }
+        let ended = ctx
+            .obs
+            .wait_for(Duration::from_secs(8), |s| {
+                legs.iter()
+                    .any(|l| s.chan(l).is_some_and(|c| c.destroyed.is_some()))
+            })
+            .await;
+        if ended {
+            ctx.count("acting party's leg ended");
+        } else {
+            let hist: String = ctx
+                .obs
+                .read(|s| legs.iter().map(|l| history(s, l)).collect());
+            ctx.fail(
+                "Park ends the parker's leg; Transfer the transferring party's",
+                format!(
+                    "{tag} {} answered 202, and {leaving}'s leg in call {id} is still up after 8 s:\n{hist}",
+                    p.label
+                ),
+            );
+        }
+    }
 }
 
 /// A List with random query parameters: a 200 with entries, or a documented 400.
