@@ -183,7 +183,8 @@ fn view_of<'a>(call: &'a Value, ext: &str) -> Option<&'a Value> {
         .find(|v| v["extension"] == ext)
 }
 
-/// The call's parties: its views' extensions and the public numbers it names.
+/// The call's parties: its views' extensions and the public numbers it names (other
+/// values there are List's mistakes, reported by checks.rs, not sent back).
 pub fn parties(call: &Value) -> Vec<String> {
     let mut out: Vec<String> = views(call)
         .iter()
@@ -192,7 +193,8 @@ pub fn parties(call: &Value) -> Vec<String> {
     for v in views(call) {
         for k in ["source", "destination"] {
             for n in v[k].as_array().into_iter().flatten() {
-                if let Some(n) = n.as_str().filter(|n| !n.contains('*')) {
+                let public = |n: &&str| n.len() >= 7 && n.bytes().all(|b| b.is_ascii_digit());
+                if let Some(n) = n.as_str().filter(public) {
                     if !out.iter().any(|o| o == n) {
                         out.push(n.to_string());
                     }
