@@ -12,7 +12,13 @@
 //!
 //! A failure prints the seed that replays the same choices (the PBX's timing may still
 //! differ), the invariant, what broke it and the recent history; the whole history is
-//! written to `$TMPDIR/uapid-chaos-<seed>.log`. Environment:
+//! written to `$TMPDIR/uapid-chaos-<seed>.log`.
+//!
+//! What it does not judge: a call that ends before it is answered (a ring that times
+//! out, a caller that gives up, a pickup) is counted, not explained; a party's end is
+//! judged from the moment its phone answered.
+//!
+//! Environment:
 //!
 //! - `UAPID_CHAOS_SEED`: the seed (decimal or 0x-hex); default random, printed first;
 //! - `UAPID_CHAOS_SECS` (default 60) and `UAPID_CHAOS_STEPS` (default unbounded): the
@@ -341,9 +347,17 @@ fn verdict(ctx: &Ctx<'_>, cfg: &Config, step: u64, when: &str) {
         return;
     }
     let path = write_log(cfg);
+    // The failures' details are above: the history without them.
     let tail: Vec<String> = {
         let l = LOG.lock().unwrap();
-        l.iter().rev().take(80).rev().cloned().collect()
+        let lines: Vec<&String> = l.iter().filter(|x| !x.contains(" FAILED: ")).collect();
+        lines
+            .iter()
+            .rev()
+            .take(80)
+            .rev()
+            .map(|x| x.to_string())
+            .collect()
     };
     let others: Vec<&String> = failures.iter().skip(1).map(|(i, _)| i).collect();
     panic!(

@@ -350,14 +350,20 @@ pub async fn list_agrees(ctx: &Ctx<'_>, settle: Duration) {
         };
         let odd = not_numbers(&r.list);
         if !odd.is_empty() {
+            let calls: Vec<&Value> = r
+                .list
+                .iter()
+                .filter(|c| {
+                    odd.iter()
+                        .any(|o| o.contains(c["id"].as_str().unwrap_or("-")))
+                })
+                .collect();
             ctx.fail(
                 "List shows phone numbers as sources and destinations",
                 format!(
-                    "{}
-List:
-{}",
+                    "{}\nthose calls in List:\n{}",
                     odd.join("\n"),
-                    serde_json::to_string_pretty(&r.list).unwrap_or_default()
+                    serde_json::to_string_pretty(&calls).unwrap_or_default()
                 ),
             );
             return;
