@@ -20,6 +20,7 @@ mod sip_phone;
 mod sipp;
 
 mod actions;
+mod chaos;
 mod contract;
 mod doctor;
 mod list;

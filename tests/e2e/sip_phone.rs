@@ -659,6 +659,23 @@ impl Call {
         }
     }
 
+    /// Answers an incoming call if it still rings; otherwise says in which state it is
+    /// (for a test whose phones answer while the PBX may cancel at any moment).
+    pub fn try_answer(&self) -> Result<(), CallState> {
+        self.0.respond(200)
+    }
+
+    /// Refuses an incoming call with `code` if it still rings (see [`Call::try_answer`]).
+    pub fn try_reject(&self, code: u16) -> Result<(), CallState> {
+        assert!(code >= 300, "{}: reject with {code}", self.0.desc);
+        self.0.respond(code)
+    }
+
+    /// The SIP Call-ID of its dialog (Asterisk's `CHANNEL(pjsip,call-id)` of its channel).
+    pub fn sip_call_id(&self) -> &str {
+        &self.0.call_id
+    }
+
     /// Refuses an incoming ringing call with `code` (486, 603, ...).
     pub fn reject(&self, code: u16) {
         assert!(code >= 300, "{}: reject with {code}", self.0.desc);
@@ -1072,6 +1089,11 @@ impl Phone {
                 self.shared.user
             ),
         }
+    }
+
+    /// The next incoming call if one has come, without waiting.
+    pub fn try_next_call(&mut self) -> Option<Call> {
+        self.incoming.try_recv().ok()
     }
 
     /// How many incoming calls wait for [`Phone::next_call`].
