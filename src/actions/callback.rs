@@ -12,7 +12,7 @@ use super::create::{destination, first_view, ring_then_dial, Options};
 use super::input::{phone_terminal, Body, Destination, ParseCtx};
 use super::pbx::{Callee, Pbx};
 use super::{ActionError, InputError};
-use crate::calls::{Calls, Note};
+use crate::calls::{Calls, Made};
 use crate::config::Extension;
 
 /// `POST /uapi/phoneCalls/{userId}/callback`, parsed.
@@ -63,18 +63,18 @@ impl CreateCallback {
                 ActionError::Input(InputError::Destination(m)) => InputError::Source(m).into(),
                 e => e,
             })?;
-        let (id, channel) = ring_then_dial(
+        let made = Made {
+            owner: Some(self.owner.number.clone()),
+            source: Some(self.source.party()),
+            dials: None,
+        };
+        ring_then_dial(
             pbx,
+            (calls, made),
             Callee::Number(self.source.dial()),
             &self.destination,
             &self.options,
         )
-        .await?;
-        let _ = channel;
-        calls.note(Note::Owner {
-            call: id.to_string(),
-            extension: self.owner.number.clone(),
-        });
-        Ok(id)
+        .await
     }
 }

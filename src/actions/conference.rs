@@ -14,7 +14,7 @@ use super::create::{first_view, Options};
 use super::input::{Body, Destination, ParseCtx};
 use super::pbx::{new_channel_id, Callee, Pbx, Ring};
 use super::{ActionError, InputError};
-use crate::calls::{phone_call_id, Calls, Note};
+use crate::calls::{phone_call_id, Calls, Made, Note};
 use crate::config::{Extension, ExtensionKind};
 
 /// At most this many invites in one request.
@@ -83,15 +83,18 @@ impl ConferenceInvite {
                 caller_id: self.options.caller_id.as_ref(),
                 channel_id: &channel,
             };
+            // Told first: the call shows its owner and the room from its first ring.
+            let id: Arc<str> = Arc::from(phone_call_id(&channel));
+            calls.note(Note::Made {
+                call: id.to_string(),
+                made: Made {
+                    owner: self.owner.as_ref().map(|o| o.number.clone()),
+                    source: Some(d.party()),
+                    dials: Some(self.conference.number.as_str().into()),
+                },
+            });
             pbx.ring_into_exten(ring, &names.conference_context, room, &[])
                 .await?;
-            let id: Arc<str> = Arc::from(phone_call_id(&channel));
-            if let Some(owner) = &self.owner {
-                calls.note(Note::Owner {
-                    call: id.to_string(),
-                    extension: owner.number.clone(),
-                });
-            }
             ids.push(id);
         }
         Ok(ids)

@@ -14,7 +14,7 @@ use super::input::{
 };
 use super::pbx::{new_channel_id, Callee, Pbx, Ring};
 use super::{ActionError, InputError};
-use crate::calls::phone_call_id;
+use crate::calls::{phone_call_id, Calls, Made, Note, Party};
 use crate::config::Extension;
 
 /// The body's first view, as a body of its own.
@@ -124,15 +124,19 @@ impl CreateSimple {
 
     /// Rings the source phone; when it answers, the dialplan calls the destination.
     /// Returns the id the new call will have.
-    pub async fn apply(&self, pbx: &Pbx) -> Result<Arc<str>, ActionError> {
-        let (id, _) = ring_then_dial(
+    pub async fn apply(&self, pbx: &Pbx, calls: &Calls) -> Result<Arc<str>, ActionError> {
+        let made = Made {
+            source: Some(Party::Extension(self.source.number.clone())),
+            ..Made::default()
+        };
+        ring_then_dial(
             pbx,
+            (calls, made),
             Callee::Phone(&self.source),
             &self.destination,
             &self.options,
         )
-        .await?;
-        Ok(id)
+        .await
     }
 }
 
@@ -162,13 +166,14 @@ pub(super) async fn check_destination(pbx: &Pbx, d: &Destination) -> Result<(), 
 
 /// Rings `first`; when it answers, it goes through uapid's dial helper (which sets the
 /// caller id the destination sees) to the destination in the dial context. Returns the
-/// id the new call will have, and its first channel's.
+/// id the new call will have.
 pub(super) async fn ring_then_dial(
     pbx: &Pbx,
+    (calls, mut made): (&Calls, Made),
     first: Callee<'_>,
     destination: &Destination,
     o: &Options,
-) -> Result<(Arc<str>, String), ActionError> {
+) -> Result<Arc<str>, ActionError> {
     // The first party would answer a call the dialplan then hangs up: check first.
     check_destination(pbx, destination).await?;
     let names = pbx.names();
@@ -188,7 +193,14 @@ pub(super) async fn ring_then_dial(
     if let Some(d) = o.duration {
         vars.push(format!("TIMEOUT(absolute)={}", d.secs()));
     }
+    // Told before the originate, so the call never shows without its destination.
+    let id: Arc<str> = Arc::from(phone_call_id(&channel));
+    made.dials = Some(destination.dial().into());
+    calls.note(Note::Made {
+        call: id.to_string(),
+        made,
+    });
     pbx.ring_into_exten(ring, &names.dial_helper_context, destination.dial(), &vars)
         .await?;
-    Ok((Arc::from(phone_call_id(&channel)), channel))
+    Ok(id)
 }

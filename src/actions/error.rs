@@ -123,6 +123,14 @@ impl From<AriError> for PbxError {
                 status: 404 | 409 | 422,
                 ..
             } => PbxError::Changed(e.to_string()),
+            // An originate beside a channel that hung up meanwhile (Asterisk 22 answers
+            // 400 "Provided originator channel was not found").
+            AriError::Status {
+                status: 400,
+                ref message,
+            } if message.contains("originator channel was not found") => {
+                PbxError::Changed(e.to_string())
+            }
             other => PbxError::Failed(other.to_string()),
         }
     }

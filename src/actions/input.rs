@@ -6,6 +6,7 @@
 use serde_json::Value;
 
 use super::error::InputError;
+use crate::calls::Party;
 use crate::config::{
     looks_like_extension, looks_like_phone_number, looks_like_public_number, Directory, Extension,
     ExtensionKind,
@@ -252,6 +253,14 @@ impl Destination {
         match self {
             Destination::Extension(e) => &e.number,
             Destination::Public(n) => n,
+        }
+    }
+
+    /// The party it is, as List shows it.
+    pub fn party(&self) -> Party {
+        match self {
+            Destination::Extension(e) => Party::Extension(e.number.clone()),
+            Destination::Public(n) => Party::Public(n.clone()),
         }
     }
 

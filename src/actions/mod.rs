@@ -334,7 +334,7 @@ impl Actions {
 
     /// Click to call: returns the id the new call will have.
     pub async fn create(&self, c: &CreateSimple) -> Result<Arc<str>, ActionError> {
-        c.apply(&self.pbx).await
+        c.apply(&self.pbx, &self.calls).await
     }
 
     /// A callback: returns the id the new call will have.

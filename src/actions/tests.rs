@@ -143,3 +143,25 @@ async fn a_working_action_makes_others_busy_a_settling_one_makes_them_wait() {
     // Another call was never locked.
     assert!(locks.lock(&Arc::from("c2")).await.is_ok());
 }
+
+#[test]
+fn ari_answers_map_to_what_they_say_of_the_call() {
+    use crate::asterisk::ari::AriError;
+    let status = |status: u16, message: &str| {
+        PbxError::from(AriError::Status {
+            status,
+            message: message.into(),
+        })
+    };
+    assert!(matches!(
+        status(404, "Channel not found"),
+        PbxError::Changed(_)
+    ));
+    // A spy or UnPark originated beside a party that hung up meanwhile.
+    let gone = status(400, "Provided originator channel was not found");
+    assert!(matches!(gone, PbxError::Changed(_)), "{gone:?}");
+    assert!(matches!(
+        status(400, "Invalid endpoint"),
+        PbxError::Failed(_)
+    ));
+}

@@ -16,8 +16,8 @@ pub use projection::{phone_call, self_link, PhoneCall, PhoneCallView};
 pub use scope::Scope;
 pub use snapshot::{CallSnapshot, Leg, LegState};
 pub use state::{
-    phone_call_id, uapid_bridge_call, uapid_bridge_name, CallState, ChanState, Input, Note, Party,
-    HOLD_VAR, RECORDING_VAR,
+    phone_call_id, uapid_bridge_call, uapid_bridge_name, CallState, ChanState, Input, Made, Note,
+    Party, HOLD_VAR, RECORDING_VAR,
 };
 pub use tracker::Tracker;
 

@@ -48,10 +48,23 @@ pub enum Note {
     NotRecording { channel: String },
     /// When `channel` was answered, read back after a restart (`CDR(answer)`).
     Answered { channel: String, at: Time },
-    /// uapid created the call `call` (its UAPI id) for `extension` (a callback or a
-    /// conference invite, whose parties may all be public numbers): the call shows in
-    /// that extension's view while it lasts.
-    Owner { call: String, extension: String },
+    /// uapid is making the call `call` (its UAPI id; told before the originate, so the
+    /// call may not show yet).
+    Made { call: String, made: Made },
+}
+
+/// What uapid knows of a call it made, which Asterisk does not tell until later or never.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Made {
+    /// The extension the call was made for (a callback's or a conference invite's, whose
+    /// parties may all be public numbers): the call shows in its view while it lasts.
+    pub owner: Option<String>,
+    /// The party the call starts from, until its channel shows (a callback's source is
+    /// rung through a Local channel first).
+    pub source: Option<Party>,
+    /// The number it dials once its first party answers (an extension's or a public
+    /// number, or a UAPI number): until another party shows, the call's destination.
+    pub dials: Option<Text>,
 }
 
 /// A recording running on a channel (MixMonitor).
@@ -188,6 +201,9 @@ pub struct CallState {
     /// The party that started the call, and the number it dialed.
     pub origin: Party,
     pub(super) origin_set: bool,
+    /// Whether another channel joined the first: what it dialed is settled then (alone
+    /// again after a transfer, its dialplan position is not a number it dialed).
+    pub(super) dialed_set: bool,
     pub dialed: Text,
     pub answered: Option<Time>,
     /// Extensions involved, in order of appearance (their views, "01", "02", ...).

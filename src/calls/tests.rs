@@ -529,3 +529,96 @@ fn without_channelvars_calls_group_by_what_ami_and_dial_tell() {
     assert_eq!(call.channels.len(), 3);
     assert_eq!(call.id.as_ref(), phone_call_id("3.1"));
 }
+
+#[test]
+fn a_call_uapid_makes_shows_its_parties_before_asterisk_tells_them() {
+    use super::{Made, Note, Party};
+    let ends = |t: &Tracker| -> (Vec<String>, Vec<String>) {
+        let v = &calls(t)[0].phone_call_view[0];
+        (v.source.clone(), v.destination.clone())
+    };
+    let pair = |a: &str, b: &str| (vec![a.to_string()], vec![b.to_string()]);
+    // Before the first party answers, an originated channel's dialplan is at "s".
+    let ringing = || {
+        chan_event(
+            "ChannelCreated",
+            "5.1",
+            "PJSIP/0003_211-01",
+            "Ringing",
+            "5.1",
+        )
+    };
+    let mut t = tracker();
+    t.apply(ringing());
+    assert_eq!(ends(&t), pair("0003*211", "s"), "what Asterisk alone tells");
+    // uapid tells what it will dial, before or after the channel shows.
+    let note = |source: Option<Party>| {
+        Input::Note(Note::Made {
+            call: phone_call_id("5.1"),
+            made: Made {
+                // A callback's view is its owner's.
+                owner: source.as_ref().map(|_| "0003*210".to_string()),
+                source,
+                dials: Some("024".into()),
+            },
+        })
+    };
+    t.apply(note(None));
+    assert_eq!(ends(&t), pair("0003*211", "0003*024"));
+    let mut t = tracker();
+    t.apply(note(None));
+    t.apply(ringing());
+    assert_eq!(ends(&t), pair("0003*211", "0003*024"));
+    // A callback rings its source through a Local channel, which is no one.
+    let mut t = tracker();
+    t.apply(note(Some(Party::Public("4155550100".into()))));
+    t.apply(chan_event(
+        "ChannelCreated",
+        "5.1",
+        "Local/4155550100@phones-01;1",
+        "Down",
+        "5.1",
+    ));
+    assert_eq!(ends(&t), pair("4155550100", "0003*024"));
+}
+
+#[test]
+fn a_call_left_alone_keeps_the_number_it_dialed() {
+    let dest = |t: &Tracker| calls(t)[0].phone_call_view[0].destination.clone();
+    let mut t = tracker();
+    let caller = |kind: &str, exten: &str| {
+        let ev = serde_json::json!({
+            "type": kind, "timestamp": "2026-11-30T10:00:00.000+0000",
+            "channel": {"id": "6.1", "name": "PJSIP/0003_210-01", "state": "Up",
+                "creationtime": "2026-11-30T10:00:00.000+0000",
+                "caller": {"name": "", "number": "210"}, "dialplan": {"exten": exten},
+                "channelvars": {"CHANNEL(linkedid)": "6.1"}}
+        });
+        Input::AriEvent(Box::new(serde_json::from_value(ev).unwrap()))
+    };
+    t.apply(caller("ChannelCreated", "211"));
+    let dial = serde_json::json!({"type":"Dial","timestamp":"2026-11-30T10:00:00.000+0000","dialstatus":"",
+        "caller":{"id":"6.1","name":"PJSIP/0003_210-01","state":"Up","dialplan":{"exten":"211"}},
+        "peer":{"id":"6.2","name":"PJSIP/0003_211-02","state":"Ringing"}});
+    t.apply(chan_event(
+        "ChannelCreated",
+        "6.2",
+        "PJSIP/0003_211-02",
+        "Ringing",
+        "6.1",
+    ));
+    t.apply(Input::AriEvent(Box::new(
+        serde_json::from_value(dial).unwrap(),
+    )));
+    assert_eq!(dest(&t), vec!["0003*211"]);
+    // 211 leaves (a transfer to voicemail, say); 210 runs on at "s" of another context.
+    t.apply(chan_event(
+        "ChannelDestroyed",
+        "6.2",
+        "PJSIP/0003_211-02",
+        "Up",
+        "6.1",
+    ));
+    t.apply(caller("ChannelDialplan", "s"));
+    assert_eq!(dest(&t), vec!["0003*211"], "not the dialplan's \"s\"");
+}

@@ -33,8 +33,8 @@ pub struct Tracker {
     app: Text,
     /// The uapid bridge of each call that has one (see [`uapid_bridge_name`]).
     pub(super) uapid_bridges: HashMap<Arc<str>, Text>,
-    /// The extension uapid created a call for (`Note::Owner`), by call id.
-    owners: HashMap<Arc<str>, String>,
+    /// What uapid knows of the calls it made (`Note::Made`), by call id.
+    made: HashMap<Arc<str>, Made>,
     /// Linkedids AMI told for channels ARI has not shown yet.
     pub(super) ami_linkedids: HashMap<Text, Text>,
     pub(super) channels: HashMap<Text, ChannelState>,
@@ -79,7 +79,7 @@ impl Tracker {
             dir,
             app: Text::from(app),
             uapid_bridges: HashMap::default(),
-            owners: HashMap::default(),
+            made: HashMap::default(),
             ami_linkedids: HashMap::default(),
             channels: HashMap::default(),
             bridges: HashMap::default(),
@@ -242,7 +242,7 @@ impl Tracker {
 
     /// The extension uapid created the call for (a callback, a conference invite).
     pub fn owner_of(&self, call: &str) -> Option<&str> {
-        self.owners.get(call).map(String::as_str)
+        self.made.get(call)?.owner.as_deref()
     }
 
     /// Whether uapid left this channel alone, so that it must end it as Dial() would
@@ -314,13 +314,13 @@ impl Tracker {
                     }));
                 }
             }
-            Note::Owner { call, extension } => {
+            Note::Made { call, made } => {
                 // Bounded: an originate that never made its call leaves its entry.
-                if self.owners.len() >= 65_536 {
-                    self.owners.retain(|c, _| self.calls.contains_key(c));
+                if self.made.len() >= 65_536 {
+                    self.made.retain(|c, _| self.calls.contains_key(c));
                 }
                 let call: Arc<str> = Arc::from(call);
-                self.owners.insert(call.clone(), extension);
+                self.made.insert(call.clone(), made);
                 self.refresh_call(&call);
             }
             Note::Answered { channel, at } => {
@@ -391,6 +391,7 @@ impl Tracker {
                 published: created,
                 origin: Party::Other(String::new()),
                 origin_set: false,
+                dialed_set: false,
                 dialed: Text::default(),
                 answered: None,
                 extensions: Vec::new(),
@@ -478,7 +479,7 @@ impl Tracker {
         if call.channels.is_empty() {
             let call = self.calls.remove(id).expect("present");
             self.index.remove(&old_key, keys(&call));
-            self.owners.remove(id);
+            self.made.remove(id);
             return;
         }
 
@@ -491,34 +492,47 @@ impl Tracker {
         chans.sort_by(|a, b| creation_order((&a.created, &a.id), (&b.created, &b.id)));
         let ordered: Vec<Text> = chans.iter().map(|c| c.id.clone()).collect();
         let first = chans[0];
+        let made = self.made.get(id);
         // The party that started the call: the oldest channel that is someone (a Local
         // channel uapid originated through the dial context is no one, until the
-        // channel it dials shows).
+        // channel it dials shows; until then, the source uapid was asked for). Looked
+        // for again while the party found has no number (a trunk channel shows before
+        // the Dial event that tells what it dials).
         let someone = || {
             chans
                 .iter()
                 .map(|c| self.party_of(c))
                 .find(|p| !matches!(p, Party::Other(_)))
+                .or_else(|| made.and_then(|m| m.source.clone()))
         };
-        let (origin, dialed, published) = if !call.origin_set {
-            (self.party_of(first), first.exten.clone(), first.created)
-        } else if let Some(p) = matches!(call.origin, Party::Other(_))
-            .then(someone)
-            .flatten()
-        {
-            (p, call.dialed.clone(), call.published)
-        } else if ordered.len() == 1 && first.id == call.linkedid {
-            // Still alone: what it dials may still change as the dialplan runs.
-            (call.origin.clone(), first.exten.clone(), call.published)
-        } else {
-            (call.origin.clone(), call.dialed.clone(), call.published)
+        let no_one = |p: &Party| matches!(p, Party::Other(_)) || p.number().is_empty();
+        let mut origin = match call.origin_set {
+            true => call.origin.clone(),
+            false => self.party_of(first),
         };
-        let (exts, users, orgs) = self.involved(&origin, self.owners.get(id), &chans);
+        if no_one(&origin) {
+            origin = someone().unwrap_or(origin);
+        }
+        let published = match call.origin_set {
+            true => call.published,
+            false => first.created,
+        };
+        // What the first channel dials, while it is alone: its dialplan may still
+        // change it; a call uapid made rings its first party before its dialplan starts.
+        let dialed_set = call.dialed_set || ordered.len() > 1;
+        let dialed = match (call.dialed_set, made.and_then(|m| m.dials.clone())) {
+            (true, _) => call.dialed.clone(),
+            (false, Some(n)) => n,
+            (false, None) => first.exten.clone(),
+        };
+        let (exts, users, orgs) =
+            self.involved(&origin, made.and_then(|m| m.owner.as_ref()), &chans);
 
         let call = self.calls.get_mut(id).expect("present");
         call.channels = ordered;
         call.origin = origin;
         call.origin_set = true;
+        call.dialed_set = dialed_set;
         call.dialed = dialed;
         call.published = published;
         let new_key = call.key();

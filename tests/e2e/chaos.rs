@@ -122,6 +122,8 @@ pub struct Ctx<'a> {
     pub stats: Mutex<Stats>,
     /// Calls the operations of the current step touch: (operation tag, call id or `*`).
     touched: Mutex<Vec<(String, String)>>,
+    /// Calls uapid made for an extension (callbacks): call id → that extension.
+    pub made_for: Mutex<HashMap<String, String>>,
 }
 
 impl Ctx<'_> {
@@ -433,6 +435,7 @@ async fn chaos() {
         broken: Mutex::new(Vec::new()),
         stats: Mutex::new(Stats::default()),
         touched: Mutex::new(Vec::new()),
+        made_for: Mutex::new(HashMap::new()),
     };
     log(format!("seed {}", cfg.seed));
     setup(&ctx).await;

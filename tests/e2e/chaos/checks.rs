@@ -251,6 +251,15 @@ fn disagreements(ctx: &Ctx<'_>, r: &Reading) -> Vec<String> {
         ctx.obs
             .read(|s| s.chan(id).is_some_and(|c| in_conference(s, c)))
     };
+    // uapid shows the calls a conference joins as one: a channel of such a call may be
+    // out of the room (its Local partner on hold, say) and still in that one call.
+    let joins_conference = |call: &str| {
+        ctx.obs.read(|s| {
+            s.chans
+                .values()
+                .any(|x| x.alive() && x.in_call(call) && super::judge::in_conference(s, x))
+        })
+    };
     for c in &stable {
         let Some(ext) = extension_of(&c.name) else {
             continue;
@@ -262,7 +271,7 @@ fn disagreements(ctx: &Ctx<'_>, r: &Reading) -> Vec<String> {
             ));
         }
         if let Some(call) = r.fresh.get(c.id.as_str()) {
-            if !listed.contains(call.as_str()) && !in_conference(&c.id) {
+            if !listed.contains(call.as_str()) && !in_conference(&c.id) && !joins_conference(call) {
                 out.push(format!(
                     "Asterisk's channel {} ({}) belongs to call {call}, which List does not show",
                     c.name, c.state
@@ -271,10 +280,13 @@ fn disagreements(ctx: &Ctx<'_>, r: &Reading) -> Vec<String> {
         }
     }
     let all: Vec<&Channel> = r.before.iter().chain(r.after.iter()).collect();
+    let made_for = ctx.made_for.lock().unwrap().clone();
     for (id, v) in &views {
         let ext = v["extension"].as_str().unwrap_or_default();
         let status = v["status"].as_str().unwrap_or_default();
-        let live = matches!(status, "2" | "3" | "4" | "5") && v.get("parked").is_none();
+        // A callback's extension sees how the call it asked for stands, with no leg.
+        let owner = made_for.get(*id).is_some_and(|e| e == ext);
+        let live = matches!(status, "2" | "3" | "4" | "5") && v.get("parked").is_none() && !owner;
         if live
             && !all
                 .iter()
@@ -303,7 +315,7 @@ fn disagreements(ctx: &Ctx<'_>, r: &Reading) -> Vec<String> {
         let Some(call) = b.name.strip_prefix("uapid-") else {
             continue;
         };
-        if !b.channels.is_empty() && !listed.contains(call) {
+        if !b.channels.is_empty() && !listed.contains(call) && !joins_conference(call) {
             out.push(format!(
                 "uapid's bridge {} holds {:?}, but List has no call {call}",
                 b.name, b.channels

@@ -142,6 +142,8 @@ struct Planned {
     forbidden: bool,
     park_secs: Option<u64>,
     duration: Option<u64>,
+    /// A callback's extension: the calls made show in its view, though it has no leg.
+    made_for: Option<String>,
     /// The calls the client listed before choosing.
     listing: Vec<Value>,
 }
@@ -161,6 +163,7 @@ impl Planned {
             forbidden: false,
             park_secs: None,
             duration: None,
+            made_for: None,
             listing: listing.to_vec(),
         }
     }
@@ -653,6 +656,7 @@ fn plan_create(rng: &mut Rng, who: Client, listing: &[Value]) -> Option<Planned>
     };
     let wait = rng.range(5, 20);
     let mut duration = None;
+    let mut made_for = None;
     let (path, body) = match rng.range(0, 9) {
         0..=4 => {
             let mut q = format!("?waitForPickup={wait}");
@@ -675,6 +679,7 @@ fn plan_create(rng: &mut Rng, who: Client, listing: &[Value]) -> Option<Planned>
                 dest = "0003*212".into();
             }
             let body = json!({"extension": ext, "phoneCallView":[{"source":[source], "destination":[dest]}]});
+            made_for = Some(ext.clone());
             (
                 format!("/uapi/phoneCalls/{user}/callback?waitForPickup={wait}"),
                 body,
@@ -690,17 +695,20 @@ fn plan_create(rng: &mut Rng, who: Client, listing: &[Value]) -> Option<Planned>
     let label = format!("{who:?} POST {path} {body}");
     let mut p = Planned::new(Req::post(&path).json(body), label, "POST", listing);
     p.duration = duration;
+    p.made_for = made_for;
     Some(p)
 }
 
 // ---------------------------------------------------------------------------------------
 // Running an operation
 
-/// Statuses a request may get at all: 500 (and anything undocumented) never.
+/// Statuses a request may get at all: 500 (and anything undocumented) never. A PUT or
+/// DELETE that found no call to act on gets 200 with `[]` (README, Actions).
 fn documented(method: &str, status: u16) -> bool {
     match method {
         "GET" => matches!(status, 200 | 400 | 403),
-        _ => matches!(status, 202 | 204 | 400 | 403 | 409 | 504),
+        "POST" => matches!(status, 202 | 400 | 403 | 409 | 504),
+        _ => matches!(status, 200 | 202 | 400 | 403 | 409 | 504),
     }
 }
 
@@ -759,9 +767,13 @@ pub async fn run_client(
     ctx.count(&format!("{method} {} → {status}", p.action));
     check_status(ctx, &p, method, status, &body, tag);
     let ids = acted_ids(&p, status, &body);
+    if let Some(ext) = p.made_for.as_ref().filter(|_| status == 202) {
+        let mut made = ctx.made_for.lock().unwrap();
+        made.extend(ids.iter().map(|id| (id.clone(), ext.clone())));
+    }
     license(ctx, &p, status, &ids, sent, answered);
     if (200..300).contains(&status)
-        && status != 204
+        && status != 200
         && check_outcome(ctx, &p, &ids, sent, tag).await
     {
         ctx.count("outcome shown in List");
@@ -788,6 +800,12 @@ fn check_status(ctx: &Ctx<'_>, p: &Planned, method: &str, status: u16, body: &Va
             format!("{tag} {} → {status} {body}", p.label),
         );
         return;
+    }
+    if method != "GET" && status == 200 && *body != Value::Array(Vec::new()) {
+        ctx.fail(
+            "a 200 to an action or a hang-up means no call was there: its body is []",
+            format!("{tag} {} → {status} {body}", p.label),
+        );
     }
     if status >= 400 && (code.is_none() || !body["error"]["message"].is_string()) {
         ctx.fail(
