@@ -123,15 +123,15 @@ impl Tracker {
 
     /// Moves a channel into the call of `linkedid`.
     pub(super) fn relink(&mut self, id: &str, linkedid: &str) {
+        let (call, linkedid) = self.call_of_linkedid(linkedid);
         let Some(c) = self.channels.get_mut(id) else {
             return;
         };
         if c.linkedid == linkedid {
             return;
         }
-        let call: Arc<str> = Arc::from(phone_call_id(linkedid));
         let old = std::mem::replace(&mut c.call, call);
-        c.linkedid = Text::from(linkedid);
+        c.linkedid = linkedid;
         self.attach(id, Some(old));
     }
 
@@ -247,8 +247,7 @@ impl Tracker {
         // first), else the channel's own id until Asterisk tells.
         let told = s.linkedid.or_else(|| self.ami_linkedids.remove(&s.id));
         let linkedid_told = told.is_some();
-        let linkedid = told.unwrap_or_else(|| s.id.clone());
-        let call: Arc<str> = Arc::from(phone_call_id(&linkedid));
+        let (call, linkedid) = self.call_of_linkedid(told.as_deref().unwrap_or(&s.id));
         let id = s.id.clone();
         let c = ChannelState {
             id: s.id,
@@ -280,6 +279,7 @@ impl Tracker {
 
     /// A known channel changed.
     fn update_channel(&mut self, s: Snapshot) {
+        let told = s.linkedid.as_deref().map(|l| self.call_of_linkedid(l));
         let Some(c) = self.channels.get_mut(&s.id) else {
             return;
         };
@@ -289,13 +289,12 @@ impl Tracker {
         if s.linkedid.is_some() {
             c.linkedid_told = true;
         }
-        if let Some(r) = s.linkedid {
+        if let (Some(r), Some((call, l))) = (s.linkedid, told) {
             let known = c.reported_linkedid.as_deref().unwrap_or(&c.linkedid);
             if r != known {
-                if r != c.linkedid {
-                    let call: Arc<str> = Arc::from(phone_call_id(&r));
+                if l != c.linkedid {
                     moved_from = Some(std::mem::replace(&mut c.call, call));
-                    c.linkedid = r.clone();
+                    c.linkedid = l;
                 }
                 c.reported_linkedid = (r != c.linkedid).then_some(r);
             }

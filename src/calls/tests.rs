@@ -622,3 +622,49 @@ fn a_call_left_alone_keeps_the_number_it_dialed() {
     t.apply(caller("ChannelDialplan", "s"));
     assert_eq!(dest(&t), vec!["0003*211"], "not the dialplan's \"s\"");
 }
+
+#[test]
+fn a_channel_made_beside_a_merged_leg_joins_the_merged_call() {
+    let mut t = tracker();
+    let ids = |t: &Tracker| -> Vec<String> {
+        let mut v: Vec<String> = calls(t).iter().map(|c| c.id.clone()).collect();
+        v.sort();
+        v
+    };
+    t.apply(chan_event(
+        "ChannelCreated",
+        "7.1",
+        "PJSIP/0003_210-01",
+        "Up",
+        "7.1",
+    ));
+    t.apply(chan_event(
+        "ChannelCreated",
+        "8.1",
+        "PJSIP/0003_211-02",
+        "Up",
+        "8.1",
+    ));
+    assert_eq!(ids(&t).len(), 2);
+    // Two calls' legs talk in one bridge (a pickup, a conference): one call, the oldest.
+    let bridge = serde_json::json!({"type":"ChannelEnteredBridge","timestamp":"2026-11-30T10:00:01.000+0000",
+        "bridge":{"id":"b1","technology":"simple_bridge","bridge_class":"basic","name":"","channels":["7.1","8.1"]},
+        "channel":{"id":"8.1","name":"PJSIP/0003_211-02","state":"Up"}});
+    t.apply(Input::AriEvent(Box::new(
+        serde_json::from_value(bridge).unwrap(),
+    )));
+    let merged = ids(&t);
+    assert_eq!(merged, vec![phone_call_id("7.1")]);
+    // A spy rung with 211's leg as originator carries 211's first linkedid.
+    t.apply(chan_event(
+        "ChannelCreated",
+        "9.1",
+        "PJSIP/0003_212-03",
+        "Ringing",
+        "8.1",
+    ));
+    assert_eq!(ids(&t), merged, "the spy is in the merged call");
+    // AMI's listing after a reconnect tells the merged leg's first linkedid again.
+    t.apply(ami_newchannel("8.1", "8.1"));
+    assert_eq!(ids(&t), merged);
+}

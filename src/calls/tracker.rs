@@ -35,6 +35,9 @@ pub struct Tracker {
     pub(super) uapid_bridges: HashMap<Arc<str>, Text>,
     /// What uapid knows of the calls it made (`Note::Made`), by call id.
     made: HashMap<Arc<str>, Made>,
+    /// Calls merged into another by bridging, by their linkedid: a channel made later
+    /// with that linkedid (a spy beside a merged leg) joins the call it went into.
+    merged: HashMap<Text, (Arc<str>, Text)>,
     /// Linkedids AMI told for channels ARI has not shown yet.
     pub(super) ami_linkedids: HashMap<Text, Text>,
     pub(super) channels: HashMap<Text, ChannelState>,
@@ -80,6 +83,7 @@ impl Tracker {
             app: Text::from(app),
             uapid_bridges: HashMap::default(),
             made: HashMap::default(),
+            merged: HashMap::default(),
             ami_linkedids: HashMap::default(),
             channels: HashMap::default(),
             bridges: HashMap::default(),
@@ -407,6 +411,15 @@ impl Tracker {
         self.refresh_call(&call_id);
     }
 
+    /// The call a channel with `linkedid` belongs to, and the linkedid it has there: its
+    /// own, unless its call was merged into another.
+    pub(super) fn call_of_linkedid(&self, linkedid: &str) -> (Arc<str>, Text) {
+        match self.merged.get(linkedid) {
+            Some((call, l)) => (call.clone(), l.clone()),
+            None => (Arc::from(phone_call_id(linkedid)), Text::from(linkedid)),
+        }
+    }
+
     /// Channels of different calls talking in one bridge make their calls one, the
     /// oldest, as Asterisk's linkedid propagation makes them (its snapshots show it only
     /// later). A parking lot's holding bridge joins nothing.
@@ -436,6 +449,13 @@ impl Tracker {
             .filter(|c| *c != call)
             .collect();
         for old_call in joining {
+            if let Some(old) = self.calls.get(&old_call) {
+                let entry = (call.clone(), linkedid.clone());
+                for into in self.merged.values_mut().filter(|(c, _)| *c == old_call) {
+                    *into = entry.clone();
+                }
+                self.merged.insert(old.linkedid.clone(), entry);
+            }
             let chans = self
                 .calls
                 .get(&old_call)
@@ -480,6 +500,9 @@ impl Tracker {
             let call = self.calls.remove(id).expect("present");
             self.index.remove(&old_key, keys(&call));
             self.made.remove(id);
+            if !self.merged.is_empty() {
+                self.merged.retain(|_, (into, _)| into != id);
+            }
             return;
         }
 
