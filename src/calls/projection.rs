@@ -181,7 +181,13 @@ pub fn phone_call(t: &Tracker, call: &CallState, base_url: &str) -> PhoneCall {
 fn shared<'a>(t: &'a Tracker, call: &CallState) -> Shared<'a> {
     let chans: Vec<&ChannelState> = call.channels.iter().filter_map(|c| t.channel(c)).collect();
     let parties: Vec<Party> = chans.iter().map(|c| t.party_of(c)).collect();
-    let source = vec![call.origin.number().to_string()];
+    // Only numbers show: a Local channel's name or the dialplan's start extension "s"
+    // (where a channel is before it dials, or where a transfer left it) is no number.
+    let source: Vec<String> = Some(call.origin.number())
+        .filter(|n| is_number(n))
+        .map(str::to_string)
+        .into_iter()
+        .collect();
     let mut destination: Vec<String> = Vec::new();
     for p in &parties {
         let n = p.number();
@@ -190,7 +196,7 @@ fn shared<'a>(t: &'a Tracker, call: &CallState) -> Shared<'a> {
             destination.push(n.to_string());
         }
     }
-    if destination.is_empty() && !call.dialed.is_empty() {
+    if destination.is_empty() && is_number(&call.dialed) {
         destination.push(dialed_number(t, call));
     }
     let has_trunk = parties.iter().any(|p| matches!(p, Party::Public(_)));
@@ -212,6 +218,15 @@ fn shared<'a>(t: &'a Tracker, call: &CallState) -> Shared<'a> {
         source,
         destination,
     }
+}
+
+/// Whether `s` is a number a phone dials or shows (digits, `*`, `#`, a leading `+`).
+fn is_number(s: &str) -> bool {
+    let digits = s.strip_prefix('+').unwrap_or(s);
+    !digits.is_empty()
+        && digits
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '*' || c == '#')
 }
 
 /// The number the originator dialed, as a UAPI number where it names an extension.
