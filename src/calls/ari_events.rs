@@ -149,14 +149,14 @@ impl Tracker {
             }
             return;
         };
+        // Merged by bridging meanwhile (which counts as told): the older call stands. A
+        // linkedid inherited from the dialing channel was a guess: Asterisk's word wins
+        // (the caller may have had no linkedid told yet either).
         if c.linkedid_told {
             return;
         }
         c.linkedid_told = true;
-        // Merged by bridging meanwhile: the older call stands.
-        if c.linkedid == c.id {
-            self.relink(uniqueid, linkedid);
-        }
+        self.relink(uniqueid, linkedid);
     }
 
     pub(super) fn upsert_bridge(&mut self, b: &Bridge) {

@@ -673,3 +673,33 @@ fn a_channel_made_beside_a_merged_leg_joins_the_merged_call() {
     t.apply(ami_newchannel("8.1", "8.1"));
     assert_eq!(ids(&t), merged);
 }
+
+#[test]
+fn a_leg_dialed_by_a_channel_without_a_linkedid_yet_joins_the_call_asterisk_tells() {
+    let mut t = tracker();
+    let count = |t: &Tracker| t.scope(&Scope::All).len();
+    // A callback: Local;1 and Local;2 show before AMI tells their linkedid; ;2 dials out.
+    t.apply(bare_event(
+        "ChannelCreated",
+        "uapid-1",
+        "Local/4155550100@phones-01;1",
+    ));
+    t.apply(bare_event(
+        "ChannelCreated",
+        "uapid-1;2",
+        "Local/4155550100@phones-01;2",
+    ));
+    t.apply(bare_event("ChannelCreated", "9.5", "PJSIP/trunk-05"));
+    let dial = serde_json::json!({"type":"Dial","timestamp":"2026-11-30T10:00:00.000+0000","dialstatus":"",
+        "caller":{"id":"uapid-1;2","name":"Local/4155550100@phones-01;2","state":"Ring","dialplan":{"exten":"4155550100"}},
+        "peer":{"id":"9.5","name":"PJSIP/trunk-05","state":"Ringing"}});
+    t.apply(Input::AriEvent(Box::new(
+        serde_json::from_value(dial).unwrap(),
+    )));
+    // AMI tells the truth afterwards: all three are one call.
+    t.apply(ami_newchannel("uapid-1;2", "uapid-1"));
+    t.apply(ami_newchannel("9.5", "uapid-1"));
+    assert_eq!(count(&t), 1);
+    let call = t.call(&phone_call_id("uapid-1")).unwrap();
+    assert_eq!(call.channels.len(), 3);
+}

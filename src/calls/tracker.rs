@@ -470,6 +470,7 @@ impl Tracker {
                 }
                 let old = std::mem::replace(&mut ch.call, call.clone());
                 ch.linkedid = linkedid.clone();
+                ch.linkedid_told = true;
                 self.attach(&m, Some(old));
             }
         }
