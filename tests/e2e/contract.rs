@@ -462,3 +462,29 @@ fn g711_a_law_as_asterisk_codes_it() {
         assert_eq!(alaw_to_pcm(alaw), pcm, "{alaw:#04x}");
     }
 }
+
+#[tokio::test]
+async fn a_spy_answered_after_the_spied_party_hung_up_is_hung_up() {
+    let app = TestApp::spawn().await;
+    let alice = app.api.token_for("alice-app").await;
+    let p210 = Phone::bind("210").await;
+    let mut p024 = Phone::bind("024").await;
+    let (c210, _c024) = answered(&p210, &mut p024, "024").await;
+    let id = answered_id(&app, &alice).await;
+    let mut p212 = Phone::bind("212").await;
+    let path = format!("/uapi/phoneCalls/12/0003*210/{id}");
+    let body = json!({"action":"Monitor","phoneCallViewId":"01","sendCallTo":"0003*212","waitForPickup":"20"});
+    put_ok(&app, &alice, &path, body).await;
+    let c212 = p212.next_call(WAIT).await;
+    c212.wait_ringing(WAIT).await;
+    // The spied party hangs up while the spy rings; the spy answers after that.
+    c210.hangup();
+    c210.wait_ended(WAIT).await;
+    c212.answer();
+    c212.wait_answered(WAIT).await;
+    // Nothing to listen to: the PBX hangs the spy up rather than keep it waiting.
+    assert!(
+        matches!(c212.wait_ended(WAIT).await, End::HungUpThere),
+        "the spy is hung up"
+    );
+}
