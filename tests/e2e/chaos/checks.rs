@@ -200,13 +200,7 @@ async fn read_all(ctx: &Ctx<'_>) -> Option<Reading> {
             fresh.insert(c.id.to_string(), phone_call_id(&l));
         }
     }
-    let list = ctx
-        .api
-        .calls(
-            "/uapi/phoneCalls/@me/@self?count=100",
-            ctx.token(Client::Admin),
-        )
-        .await;
+    let list = admin_list(ctx).await;
     let bridges = ctx.ari.bridges().await.ok()?;
     let after = ctx.ari.channels().await.ok()?;
     Some(Reading {
@@ -349,6 +343,12 @@ fn not_numbers(list: &[Value]) -> Vec<String> {
     out
 }
 
+/// Every call, as the admin's app lists it.
+async fn admin_list(ctx: &Ctx<'_>) -> Vec<Value> {
+    let path = "/uapi/phoneCalls/@me/@self?count=100";
+    ctx.api.calls(path, ctx.token(Client::Admin)).await
+}
+
 /// List agrees with Asterisk; a disagreement must last `settle` to count.
 pub async fn list_agrees(ctx: &Ctx<'_>, settle: Duration) {
     let deadline = Instant::now() + settle;
@@ -436,13 +436,7 @@ pub async fn nothing_left(ctx: &Ctx<'_>, bound: Duration) {
             .iter()
             .filter(|b| b.name.starts_with("uapid-") || !b.channels.is_empty())
             .collect();
-        let list = ctx
-            .api
-            .calls(
-                "/uapi/phoneCalls/@me/@self?count=100",
-                ctx.token(Client::Admin),
-            )
-            .await;
+        let list = admin_list(ctx).await;
         if chans.is_empty() && ours.is_empty() && list.is_empty() {
             return;
         }

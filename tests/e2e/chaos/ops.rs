@@ -356,16 +356,21 @@ fn choose_action(rng: &mut Rng, call: &Value) -> &'static str {
     rng.weighted(&fits)
 }
 
+/// The step's focus call when the client lists it, else any call it lists.
+fn pick_call(rng: &mut Rng, listing: &[Value], focus: Option<&str>) -> Option<Value> {
+    match focus.and_then(|f| listing.iter().find(|c| c["id"] == f)) {
+        Some(c) => Some(c.clone()),
+        None => rng.pick(listing).cloned(),
+    }
+}
+
 fn plan_action(
     rng: &mut Rng,
     who: Client,
     listing: &[Value],
     focus: Option<&str>,
 ) -> Option<Planned> {
-    let call = match focus.and_then(|f| listing.iter().find(|c| c["id"] == f)) {
-        Some(c) => c.clone(),
-        None => rng.pick(listing)?.clone(),
-    };
+    let call = pick_call(rng, listing, focus)?;
     let action = choose_action(rng, &call);
     let mut body = json!({ "action": action });
     let mut view_ext = None;
@@ -589,10 +594,7 @@ fn plan_delete(
     listing: &[Value],
     focus: Option<&str>,
 ) -> Option<Planned> {
-    let call = match focus.and_then(|f| listing.iter().find(|c| c["id"] == f)) {
-        Some(c) => c.clone(),
-        None => rng.pick(listing)?.clone(),
-    };
+    let call = pick_call(rng, listing, focus)?;
     let (_, ext) = choose_view(rng, &call, |_| true)?;
     let (mut path, path_ext, forbidden, one) = if rng.chance(20) && who.may_use(&ext) {
         (
