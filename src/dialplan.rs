@@ -4,7 +4,7 @@
 //! - the Stasis context: `<app>` runs `Stasis(<app>)` (OnHold moves both legs there);
 //! - the voicemail context: `s` runs `VoiceMail(${UAPID_MAILBOX},u)`;
 //! - the spy context: `s` runs `ChanSpy(${UAPID_SPY},${UAPID_SPY_OPTS})` (BargeIn,
-//!   Whisper, Monitor), or hangs up when the spied channel is gone by then;
+//!   Whisper, Monitor);
 //! - the dial helper: a created call's destination, after `Set(CALLERID(all)=...)` when
 //!   the request gave a `callerDestination`, continues in the PBX's dial context;
 //! - the conference context: a room number runs `ConfBridge(<room>)` (invites).
@@ -20,10 +20,6 @@ use crate::config::AsteriskSettings;
 /// (Tested by length: the value has quotes of its own.)
 const SET_CALLER_DEST: &str =
     "$[${LEN(${UAPID_CALLER_DEST})} > 0]?Set(CALLERID(all)=${UAPID_CALLER_DEST})";
-
-/// A spy answered after the party it was rung for hung up: ChanSpy would wait for a
-/// channel of that name for ever (its `E` option ends it only once it has spied).
-const SPIED_GONE: &str = "$[${CHANNEL_EXISTS(${UAPID_SPY})} = 0]?Hangup()";
 
 /// One priority of an extension.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,15 +54,14 @@ pub fn lines(a: &AsteriskSettings) -> Vec<Line> {
             "${UAPID_MAILBOX},u",
         ),
         line(&a.voicemail_context, "s", 3, "Hangup", ""),
-        line(&a.spy_context, "s", 1, "ExecIf", SPIED_GONE),
         line(
             &a.spy_context,
             "s",
-            2,
+            1,
             "ChanSpy",
             "${UAPID_SPY},${UAPID_SPY_OPTS}",
         ),
-        line(&a.spy_context, "s", 3, "Hangup", ""),
+        line(&a.spy_context, "s", 2, "Hangup", ""),
         line(&a.dial_helper_context, "_X!", 1, "ExecIf", SET_CALLER_DEST),
         line(
             &a.dial_helper_context,

@@ -22,13 +22,15 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// ChanSpy's options: quiet, exit when the spied party hangs up, and how to join.
+    /// ChanSpy's options: quiet, exit when the spied party hangs up (`E`) or when there
+    /// is no such channel to spy on (`S`: the party hung up while the spy rang; without
+    /// it ChanSpy waits for a channel of that name for ever), and how to join.
     fn options(self) -> &'static str {
         match self {
-            Mode::BargeIn => "qEB",
-            Mode::Whisper { private: false } => "qEw",
-            Mode::Whisper { private: true } => "qEW",
-            Mode::Monitor => "qE",
+            Mode::BargeIn => "qESB",
+            Mode::Whisper { private: false } => "qESw",
+            Mode::Whisper { private: true } => "qESW",
+            Mode::Monitor => "qES",
         }
     }
 }
