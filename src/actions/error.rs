@@ -67,6 +67,10 @@ pub enum StateError {
     Parked(String),
     #[error("the call is on hold: take it off hold first")]
     OnHold,
+    /// uapid holds one pair of a call at a time (its hold bridge is the call's): a call
+    /// that joins several pairs (a conference) has another on hold.
+    #[error("another party of this call is on hold: one hold at a time per call")]
+    OtherOnHold,
     #[error("the call is not parked")]
     NotParked,
     #[error("the call is not ringing at {0}")]

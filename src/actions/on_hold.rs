@@ -4,7 +4,7 @@
 
 use super::input::{Body, ViewId};
 use super::stasis::take_into_stasis;
-use super::{ensure_free, ActionError, Ctx, Done, InputError, PbxError};
+use super::{ensure_free, ActionError, Ctx, Done, InputError, PbxError, StateError};
 use crate::calls::{Leg, Note, HOLD_VAR};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +24,16 @@ impl OnHold {
         // Both legs move: each must be answered and free (not parked, not on hold).
         for leg in [own, peer] {
             ensure_free(leg)?;
+        }
+        let others = |l: &&Leg| l.id != own.id && l.id != peer.id;
+        if cx
+            .call
+            .legs
+            .iter()
+            .filter(others)
+            .any(|l| l.held_by_uapid || l.holding)
+        {
+            return Err(StateError::OtherOnHold.into());
         }
         let bridge = take_into_stasis(&cx, own, peer).await?;
         if let Err(err) = hold(&cx, &bridge, own, peer).await {

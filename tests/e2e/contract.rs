@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::helpers::*;
 use crate::media::{answered, answered_id, put_ok, HEARD, IN_FLIGHT};
 use crate::sip_phone::*;
-use serde_json::json;
+use serde_json::{json, Value};
 
 const ALICE_ALL: &str = "/uapi/phoneCalls/@me/@self";
 
@@ -383,6 +383,18 @@ async fn callback_calls_the_source_first_and_lists_under_the_extension() {
             },
         )
         .await;
+    // 024's other party is a Local channel (the callback's first leg): hold and off
+    // hold through it, and the two talk again.
+    let path = format!("/uapi/phoneCalls/@me/0003*024/{id}");
+    put_ok(&app, &bob, &path, json!({"action":"OnHold"})).await;
+    app.api
+        .wait_calls(ALICE_ALL, &bob, "024 holding", |c| {
+            c.iter()
+                .any(|c| view(c, "0003*024").is_some_and(|v| v.get("holder").is_some()))
+        })
+        .await;
+    put_ok(&app, &bob, &path, json!({"action":"OffHold"})).await;
+    crate::media::assert_talking(&src, &dst).await;
 }
 
 #[tokio::test]
@@ -429,13 +441,48 @@ async fn conference_invite_puts_each_invited_phone_into_the_room() {
     only(&c211, &all);
     hears(&c024, c211.marker()).await;
     // One call in List, both phones on it.
-    app.api
+    let calls = app
+        .api
         .wait_calls(ALICE_ALL, &admin, "one conference call", |c| {
             c.len() == 1
                 && status_of(&c[0], "0003*024").as_deref() == Some("5")
                 && status_of(&c[0], "0003*211").as_deref() == Some("5")
         })
         .await;
+
+    // 024 puts the room on hold; the call's hold is taken, so 211 may not hold too
+    // (both holders would share uapid's one hold bridge of the call).
+    let id = calls[0]["id"].as_str().expect("an id").to_string();
+    let at = |ext: &str| format!("/uapi/phoneCalls/@me/{ext}/{id}");
+    put_ok(&app, &admin, &at("0003*024"), json!({"action":"OnHold"})).await;
+    let holding = |ext: &'static str| {
+        move |c: &[Value]| {
+            c.len() == 1 && view(&c[0], ext).is_some_and(|v| v.get("holder").is_some())
+        }
+    };
+    app.api
+        .wait_calls(ALICE_ALL, &admin, "024 holding", holding("0003*024"))
+        .await;
+    let (st, body) = app
+        .api
+        .put(&at("0003*211"), &admin, json!({"action":"OnHold"}))
+        .await;
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (409, Some("pc_phonecall_state_invalid")),
+        "{body}"
+    );
+    // Off hold: the room is back together.
+    put_ok(&app, &admin, &at("0003*024"), json!({"action":"OffHold"})).await;
+    app.api
+        .wait_calls(ALICE_ALL, &admin, "nobody holding", |c| {
+            c.len() == 1 && !holding("0003*024")(c) && !holding("0003*211")(c)
+        })
+        .await;
+    only(&c024, &all);
+    hears(&c211, c024.marker()).await;
+    only(&c211, &all);
+    hears(&c024, c211.marker()).await;
 }
 
 #[test]
