@@ -90,9 +90,22 @@ impl License {
             let picked_nothing = c.stint.is_none() && last_app(c).is_none_or(|a| a == "PickupChan");
             return rung && picked_nothing && same_party(c, to);
         }
+        // uapid shows the calls a conference joins as one call: hanging it up hangs up
+        // every invite's legs (the room has one, in the sandbox).
+        let joins_conference = |call: &str| {
+            obs.chans
+                .values()
+                .any(|x| x.in_call(call) && in_conference(obs, x))
+        };
+        let same_room = || {
+            matches!(self.kind, LicenseKind::HangUp)
+                && joins_conference(&self.call)
+                && c.call_ids.iter().any(|k| joins_conference(k))
+        };
         let in_call = c.in_call(&self.call)
             || ((c.call_ids.is_empty() || in_conference(obs, c))
-                && self.parties.iter().any(|p| same_party(c, p)));
+                && self.parties.iter().any(|p| same_party(c, p)))
+            || same_room();
         if !in_call {
             return false;
         }
