@@ -26,6 +26,14 @@ use super::state::*;
 use crate::asterisk::ari::model::Text;
 use crate::config::{Directory, Extension};
 
+/// How a call started (see [`Tracker::refresh_call`]).
+struct Start {
+    origin: Party,
+    published: Time,
+    dialed: Text,
+    dialed_set: bool,
+}
+
 #[derive(Debug)]
 pub struct Tracker {
     dir: Arc<Directory>,
@@ -498,12 +506,7 @@ impl Tracker {
         };
         let old_key = call.key();
         if call.channels.is_empty() {
-            let call = self.calls.remove(id).expect("present");
-            self.index.remove(&old_key, keys(&call));
-            self.made.remove(id);
-            if !self.merged.is_empty() {
-                self.merged.retain(|_, (into, _)| into != id);
-            }
+            self.drop_call(id);
             return;
         }
 
@@ -515,6 +518,53 @@ impl Tracker {
             .collect();
         chans.sort_by(|a, b| creation_order((&a.created, &a.id), (&b.created, &b.id)));
         let ordered: Vec<Text> = chans.iter().map(|c| c.id.clone()).collect();
+        let start = self.start_of(id, call, &chans);
+        let owner = self.made.get(id).and_then(|m| m.owner.as_ref());
+        let (exts, users, orgs) = self.involved(&start.origin, owner, &chans);
+
+        let call = self.calls.get_mut(id).expect("present");
+        call.channels = ordered;
+        call.origin = start.origin;
+        call.origin_set = true;
+        call.dialed_set = start.dialed_set;
+        call.dialed = start.dialed;
+        call.published = start.published;
+        let new_key = call.key();
+        let changed = new_key != old_key
+            || exts != call.extensions
+            || users != call.users
+            || orgs != call.orgs;
+        if changed {
+            self.index.remove(&old_key, keys(call));
+        }
+        if changed || !self.index.contains(&new_key) {
+            let k = Keys {
+                exts: &exts,
+                users: &users,
+                orgs: &orgs,
+            };
+            self.index.insert(&new_key, k);
+        }
+        call.extensions = exts;
+        call.users = users;
+        call.orgs = orgs;
+    }
+
+    /// A call whose last channel went: out of the indexes, with what uapid knew of it.
+    fn drop_call(&mut self, id: &Arc<str>) {
+        let Some(call) = self.calls.remove(id) else {
+            return;
+        };
+        self.index.remove(&call.key(), keys(&call));
+        self.made.remove(id);
+        if !self.merged.is_empty() {
+            self.merged.retain(|_, (into, _)| into != id);
+        }
+    }
+
+    /// How a call started: who started it, when, and the number it dialed. `chans` are
+    /// its channels, oldest first.
+    fn start_of(&self, id: &str, call: &CallState, chans: &[&ChannelState]) -> Start {
         let first = chans[0];
         let made = self.made.get(id);
         // The party that started the call: the oldest channel that is someone (a Local
@@ -537,53 +587,22 @@ impl Tracker {
         if no_one(&origin) {
             origin = someone().unwrap_or(origin);
         }
-        let published = match call.origin_set {
-            true => call.published,
-            false => first.created,
-        };
         // What the first channel dials, while it is alone: its dialplan may still
         // change it; a call uapid made rings its first party before its dialplan starts.
-        let dialed_set = call.dialed_set || ordered.len() > 1;
         let dialed = match (call.dialed_set, made.and_then(|m| m.dials.clone())) {
             (true, _) => call.dialed.clone(),
             (false, Some(n)) => n,
             (false, None) => first.exten.clone(),
         };
-        let (exts, users, orgs) =
-            self.involved(&origin, made.and_then(|m| m.owner.as_ref()), &chans);
-
-        let call = self.calls.get_mut(id).expect("present");
-        call.channels = ordered;
-        call.origin = origin;
-        call.origin_set = true;
-        call.dialed_set = dialed_set;
-        call.dialed = dialed;
-        call.published = published;
-        let new_key = call.key();
-        if new_key != old_key || exts != call.extensions || users != call.users || orgs != call.orgs
-        {
-            self.index.remove(&old_key, keys(call));
-            self.index.insert(
-                &new_key,
-                Keys {
-                    exts: &exts,
-                    users: &users,
-                    orgs: &orgs,
-                },
-            );
-        } else if !self.index.contains(&new_key) {
-            self.index.insert(
-                &new_key,
-                Keys {
-                    exts: &exts,
-                    users: &users,
-                    orgs: &orgs,
-                },
-            );
+        Start {
+            origin,
+            published: match call.origin_set {
+                true => call.published,
+                false => first.created,
+            },
+            dialed,
+            dialed_set: call.dialed_set || chans.len() > 1,
         }
-        call.extensions = exts;
-        call.users = users;
-        call.orgs = orgs;
     }
 
     /// The extensions a call involves (its views, in order of appearance: the origin,
