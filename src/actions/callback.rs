@@ -70,7 +70,8 @@ impl CreateCallback {
         };
         ring_then_dial(
             pbx,
-            (calls, made),
+            calls,
+            made,
             Callee::Number(self.source.dial()),
             &self.destination,
             &self.options,

@@ -14,7 +14,7 @@ use super::create::{first_view, Options};
 use super::input::{Body, Destination, ParseCtx};
 use super::pbx::{new_channel_id, Callee, Pbx, Ring};
 use super::{ActionError, InputError};
-use crate::calls::{phone_call_id, Calls, Made, Note};
+use crate::calls::{Calls, Made};
 use crate::config::{Extension, ExtensionKind};
 
 /// At most this many invites in one request.
@@ -83,16 +83,13 @@ impl ConferenceInvite {
                 caller_id: self.options.caller_id.as_ref(),
                 channel_id: &channel,
             };
-            // Told first: the call shows its owner and the room from its first ring.
-            let id: Arc<str> = Arc::from(phone_call_id(&channel));
-            calls.note(Note::Made {
-                call: id.to_string(),
-                made: Made {
-                    owner: self.owner.as_ref().map(|o| o.number.clone()),
-                    source: Some(d.party()),
-                    dials: Some(self.conference.number.as_str().into()),
-                },
-            });
+            // The call shows its owner and the room from its first ring.
+            let made = Made {
+                owner: self.owner.as_ref().map(|o| o.number.clone()),
+                source: Some(d.party()),
+                dials: Some(self.conference.number.as_str().into()),
+            };
+            let id = super::note_made(calls, &channel, made);
             pbx.ring_into_exten(ring, &names.conference_context, room, &[])
                 .await?;
             ids.push(id);

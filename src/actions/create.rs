@@ -14,7 +14,7 @@ use super::input::{
 };
 use super::pbx::{new_channel_id, Callee, Pbx, Ring};
 use super::{ActionError, InputError};
-use crate::calls::{phone_call_id, Calls, Made, Note, Party};
+use crate::calls::{Calls, Made, Party};
 use crate::config::Extension;
 
 /// The body's first view, as a body of its own.
@@ -131,7 +131,8 @@ impl CreateSimple {
         };
         ring_then_dial(
             pbx,
-            (calls, made),
+            calls,
+            made,
             Callee::Phone(&self.source),
             &self.destination,
             &self.options,
@@ -169,7 +170,8 @@ pub(super) async fn check_destination(pbx: &Pbx, d: &Destination) -> Result<(), 
 /// id the new call will have.
 pub(super) async fn ring_then_dial(
     pbx: &Pbx,
-    (calls, mut made): (&Calls, Made),
+    calls: &Calls,
+    mut made: Made,
     first: Callee<'_>,
     destination: &Destination,
     o: &Options,
@@ -193,13 +195,8 @@ pub(super) async fn ring_then_dial(
     if let Some(d) = o.duration {
         vars.push(format!("TIMEOUT(absolute)={}", d.secs()));
     }
-    // Told before the originate, so the call never shows without its destination.
-    let id: Arc<str> = Arc::from(phone_call_id(&channel));
     made.dials = Some(destination.dial().into());
-    calls.note(Note::Made {
-        call: id.to_string(),
-        made,
-    });
+    let id = super::note_made(calls, &channel, made);
     pbx.ring_into_exten(ring, &names.dial_helper_context, destination.dial(), &vars)
         .await?;
     Ok(id)

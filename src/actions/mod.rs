@@ -52,7 +52,7 @@ pub use to_voicemail::TransferToVoicemail;
 pub use transfer::Transfer;
 pub use unpark::UnPark;
 
-use crate::calls::{CallSnapshot, Calls, Leg, LegState, Scope};
+use crate::calls::{phone_call_id, CallSnapshot, Calls, Leg, LegState, Made, Note, Scope};
 use crate::config::Directory;
 use locks::CallLocks;
 
@@ -173,6 +173,18 @@ impl Action {
 
 /// Refuses a leg an action would move unless it is answered and free: not parked, not
 /// held and not holding.
+/// Tells the tracker about a call uapid is about to make, whose first channel will be
+/// `channel`: before the originate, so the call never shows without what uapid knows of
+/// it. Returns the id the call will have.
+fn note_made(calls: &Calls, channel: &str, made: Made) -> Arc<str> {
+    let id: Arc<str> = Arc::from(phone_call_id(channel));
+    calls.note(Note::Made {
+        call: id.to_string(),
+        made,
+    });
+    id
+}
+
 fn ensure_free(leg: &Leg) -> Result<(), StateError> {
     let who = || leg.party.number().to_string();
     match leg.uapid_state() {

@@ -7,7 +7,7 @@
 use super::input::{phone_terminal, Body, CallerId, ParseCtx, ViewId, WaitForPickup};
 use super::pbx::{new_channel_id, Callee, Ring};
 use super::{ActionError, Ctx, Done, InputError, StateError};
-use crate::calls::{phone_call_id, ChanState, Made, Note};
+use crate::calls::{ChanState, Made};
 use crate::config::Extension;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,13 +58,11 @@ impl PickUp {
             channel_id: &channel_id,
         };
         // The picking phone's call shows, until it picks up, the extension it picks from.
-        cx.calls.note(Note::Made {
-            call: phone_call_id(&channel_id),
-            made: Made {
-                dials: Some(ext.into()),
-                ..Made::default()
-            },
-        });
+        let made = Made {
+            dials: Some(ext.into()),
+            ..Made::default()
+        };
+        super::note_made(cx.calls, &channel_id, made);
         cx.pbx
             .ring_into_app(ring, "PickupChan", &ringing.name)
             .await?;

@@ -44,7 +44,8 @@ pub struct Tracker {
     /// What uapid knows of the calls it made (`Note::Made`), by call id.
     made: HashMap<Arc<str>, Made>,
     /// Calls merged into another by bridging, by their linkedid: a channel made later
-    /// with that linkedid (a spy beside a merged leg) joins the call it went into.
+    /// with that linkedid (a spy beside a merged leg) joins the call it went into, while
+    /// that call lasts (an entry is checked when read, not removed when the call ends).
     merged: HashMap<Text, (Arc<str>, Text)>,
     /// Linkedids AMI told for channels ARI has not shown yet.
     pub(super) ami_linkedids: HashMap<Text, Text>,
@@ -423,8 +424,8 @@ impl Tracker {
     /// own, unless its call was merged into another.
     pub(super) fn call_of_linkedid(&self, linkedid: &str) -> (Arc<str>, Text) {
         match self.merged.get(linkedid) {
-            Some((call, l)) => (call.clone(), l.clone()),
-            None => (Arc::from(phone_call_id(linkedid)), Text::from(linkedid)),
+            Some((call, l)) if self.calls.contains_key(call) => (call.clone(), l.clone()),
+            _ => (Arc::from(phone_call_id(linkedid)), Text::from(linkedid)),
         }
     }
 
@@ -456,6 +457,11 @@ impl Tracker {
             .map(|c| c.call.clone())
             .filter(|c| *c != call)
             .collect();
+        // Bounded: entries of ended calls go when the map is full.
+        if self.merged.len() >= 65_536 {
+            self.merged
+                .retain(|_, (into, _)| self.calls.contains_key(into));
+        }
         for old_call in joining {
             if let Some(old) = self.calls.get(&old_call) {
                 let entry = (call.clone(), linkedid.clone());
@@ -557,9 +563,6 @@ impl Tracker {
         };
         self.index.remove(&call.key(), keys(&call));
         self.made.remove(id);
-        if !self.merged.is_empty() {
-            self.merged.retain(|_, (into, _)| into != id);
-        }
     }
 
     /// How a call started: who started it, when, and the number it dialed. `chans` are

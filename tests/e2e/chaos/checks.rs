@@ -16,7 +16,7 @@ use uapid::calls::phone_call_id;
 
 use crate::sip_phone::{CallState, End};
 
-use super::judge::{history, in_conference, Judge};
+use super::judge::{history, in_conference, joins_conference, Judge};
 use super::ops::Client;
 use super::{log, Ctx};
 
@@ -247,13 +247,7 @@ fn disagreements(ctx: &Ctx<'_>, r: &Reading) -> Vec<String> {
     };
     // uapid shows the calls a conference joins as one: a channel of such a call may be
     // out of the room (its Local partner on hold, say) and still in that one call.
-    let joins_conference = |call: &str| {
-        ctx.obs.read(|s| {
-            s.chans
-                .values()
-                .any(|x| x.alive() && x.in_call(call) && super::judge::in_conference(s, x))
-        })
-    };
+    let in_room = |call: &str| ctx.obs.read(|s| joins_conference(s, call, true));
     for c in &stable {
         let Some(ext) = extension_of(&c.name) else {
             continue;
@@ -265,7 +259,7 @@ fn disagreements(ctx: &Ctx<'_>, r: &Reading) -> Vec<String> {
             ));
         }
         if let Some(call) = r.fresh.get(c.id.as_str()) {
-            if !listed.contains(call.as_str()) && !in_conference(&c.id) && !joins_conference(call) {
+            if !listed.contains(call.as_str()) && !in_conference(&c.id) && !in_room(call) {
                 out.push(format!(
                     "Asterisk's channel {} ({}) belongs to call {call}, which List does not show",
                     c.name, c.state
@@ -309,7 +303,7 @@ fn disagreements(ctx: &Ctx<'_>, r: &Reading) -> Vec<String> {
         let Some(call) = b.name.strip_prefix("uapid-") else {
             continue;
         };
-        if !b.channels.is_empty() && !listed.contains(call) && !joins_conference(call) {
+        if !b.channels.is_empty() && !listed.contains(call) && !in_room(call) {
             out.push(format!(
                 "uapid's bridge {} holds {:?}, but List has no call {call}",
                 b.name, b.channels

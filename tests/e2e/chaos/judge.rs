@@ -92,15 +92,11 @@ impl License {
         }
         // uapid shows the calls a conference joins as one call: hanging it up hangs up
         // every invite's legs (the room has one, in the sandbox).
-        let joins_conference = |call: &str| {
-            obs.chans
-                .values()
-                .any(|x| x.in_call(call) && in_conference(obs, x))
-        };
+        let joins = |call: &str| joins_conference(obs, call, false);
         let same_room = || {
             matches!(self.kind, LicenseKind::HangUp)
-                && joins_conference(&self.call)
-                && c.call_ids.iter().any(|k| joins_conference(k))
+                && joins(&self.call)
+                && c.call_ids.iter().any(|k| joins(k))
         };
         let in_call = c.in_call(&self.call)
             || ((c.call_ids.is_empty() || in_conference(obs, c))
@@ -117,6 +113,14 @@ impl License {
             LicenseKind::PickUpLeg(_) => false,
         }
     }
+}
+
+/// Whether a channel of call `call` (one that is `live`, if asked) talks in a conference
+/// room: uapid shows the calls a conference joins as one call.
+pub fn joins_conference(obs: &ObsState, call: &str, live: bool) -> bool {
+    obs.chans
+        .values()
+        .any(|x| (!live || x.alive()) && x.in_call(call) && in_conference(obs, x))
 }
 
 /// Whether a channel talks in a conference room: it runs ConfBridge, or it is bridged

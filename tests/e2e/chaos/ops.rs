@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::Req;
 
-use super::judge::{history, in_conference, same_party, License, LicenseKind};
+use super::judge::{history, joins_conference, same_party, License, LicenseKind};
 use super::observer::Chan;
 use super::phones::{PhoneId, PUBLIC, PUBLIC_NUMBERS, SHORTS};
 use super::rng::Rng;
@@ -1039,15 +1039,10 @@ async fn check_leaving(ctx: &Ctx<'_>, p: &Planned, ids: &[String], sent: Instant
         let legs: Vec<String> = ctx.obs.read(|s| {
             // uapid shows the calls a conference joins as one: the acting party's leg
             // may be in any of them (an extension invited twice has two).
-            let joins_conference = |call: &str| {
-                s.chans
-                    .values()
-                    .any(|x| x.in_call(call) && in_conference(s, x))
-            };
-            let conference = joins_conference(id);
-            let in_call = |c: &Chan| {
-                c.in_call(id) || (conference && c.call_ids.iter().any(|k| joins_conference(k)))
-            };
+            let joins = |call: &str| joins_conference(s, call, false);
+            let conference = joins(id);
+            let in_call =
+                |c: &Chan| c.in_call(id) || (conference && c.call_ids.iter().any(|k| joins(k)));
             s.chans
                 .values()
                 .filter(|c| in_call(c) && c.ever_up && same_party(c, &leaving))
