@@ -195,7 +195,8 @@ pub(super) async fn ring_then_dial(
     if let Some(d) = o.duration {
         vars.push(format!("TIMEOUT(absolute)={}", d.secs()));
     }
-    made.dials = Some(destination.dial().into());
+    // As List shows it: the UAPI number (a PBX may dial an extension by another).
+    made.dials = Some(destination.number().into());
     let id = super::note_made(calls, &channel, made);
     pbx.ring_into_exten(ring, &names.dial_helper_context, destination.dial(), &vars)
         .await?;

@@ -62,8 +62,8 @@ pub struct Made {
     /// The party the call starts from, until its channel shows (a callback's source is
     /// rung through a Local channel first).
     pub source: Option<Party>,
-    /// The number it dials once its first party answers (an extension's or a public
-    /// number, or a UAPI number): until another party shows, the call's destination.
+    /// What it dials once its first party answers, as a UAPI number (an extension's
+    /// full number or a public number): until another party shows, its destination.
     pub dials: Option<Text>,
 }
 

@@ -564,7 +564,7 @@ fn a_call_uapid_makes_shows_its_parties_before_asterisk_tells_them() {
                 // A callback's view is its owner's.
                 owner: source.as_ref().map(|_| "0003*210".to_string()),
                 source,
-                dials: Some("024".into()),
+                dials: Some("0003*024".into()),
             },
         })
     };
